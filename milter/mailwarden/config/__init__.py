@@ -1,0 +1,62 @@
+"""The one TOML configuration, checked completely at start-up."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, PolicySection, StripSection
+from mailwarden.config.dkim import DkimSection
+from mailwarden.config.dmarc import DmarcSection, SpfSection
+from mailwarden.config.loader import build
+from mailwarden.config.rules import RulesSection
+from mailwarden.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    milter: MilterSection = field(default_factory=MilterSection)
+    policy: PolicySection = field(default_factory=PolicySection)
+    hopcount: HopcountSection = field(default_factory=HopcountSection)
+    strip: StripSection = field(default_factory=StripSection)
+    dns: DnsSection = field(default_factory=DnsSection)
+    rules: RulesSection = field(default_factory=RulesSection)
+    dkim: DkimSection = field(default_factory=DkimSection)
+    spf: SpfSection = field(default_factory=SpfSection)
+    dmarc: DmarcSection = field(default_factory=DmarcSection)
+    source: str = field(default="(embedded defaults)", metadata={"internal": True})
+
+
+def parse(text: str, source: str = "(string)", base_dir: Path | None = None) -> Config:
+    """Parse and check a whole configuration; raise ConfigError listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: TOML syntax: {exc}"]) from None
+    problems: list[str] = []
+    config = build(Config, data, "", problems)
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return _resolve_paths(Config(**{**config.__dict__, "source": source}), base_dir)
+
+
+def load(path: str | Path | None) -> Config:
+    """The configuration in `path`, or the embedded defaults when `path` is None."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{p}: cannot read: {exc.strerror}"]) from None
+    return parse(text, str(p), p.parent)
+
+
+def _resolve_paths(config: Config, base_dir: Path | None) -> Config:
+    # Relative paths in a config file are relative to the file, as a postmaster expects.
+    if base_dir is None or not config.dns.zones:
+        return config
+    zones = tuple(str((base_dir / z) if not Path(z).is_absolute() else Path(z)) for z in config.dns.zones)
+    dns = DnsSection(**{**config.dns.__dict__, "zones": zones})
+    return Config(**{**config.__dict__, "dns": dns})

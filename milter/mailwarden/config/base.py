@@ -1,0 +1,98 @@
+"""The foundation's sections: [milter], [policy], [hopcount], [strip], [dns]."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal
+
+from mailwarden.core.stages.strip import DEFAULT_STRIP
+
+
+@dataclass(frozen=True)
+class MilterSection:
+    socket: str = "unix:/run/pymilter.sock"
+    """libmilter syntax: unix:/path, local:/path or inet:port@host (inet6: too)."""
+    socket_mode: str = "0660"
+    """Octal mode of a unix socket. Postfix (user postfix) must be able to write to it."""
+    socket_group: str = "postfix"
+    """Group of a unix socket; skipped with a warning when the group does not exist."""
+    timeout: int = 600
+    """libmilter's I/O timeout in seconds."""
+    on_error: Literal["tempfail", "accept"] = "tempfail"
+    """What a stage that fails turns into: tempfail (451 4.3.0, the MTA retries) or accept."""
+    spool_threshold: int = 1048576
+    """Bodies larger than this many bytes are spooled to a temporary file."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.socket.startswith(("unix:", "local:", "inet:", "inet6:", "/")):
+            problems.append(("socket", f"not a libmilter socket spec: {self.socket!r}"))
+        try:
+            mode = int(self.socket_mode, 8)
+            if not 0 <= mode <= 0o777:
+                raise ValueError
+        except ValueError:
+            problems.append(("socket_mode", f"not an octal file mode: {self.socket_mode!r}"))
+        if self.timeout <= 0:
+            problems.append(("timeout", "must be positive"))
+        if self.spool_threshold < 0:
+            problems.append(("spool_threshold", "must not be negative"))
+        return problems
+
+
+@dataclass(frozen=True)
+class PolicySection:
+    originating_daemons: tuple[str, ...] = ("ORIGINATING",)
+    """Values of {daemon_name} (read at connect) that mark outbound mail."""
+    trusted_networks: tuple[str, ...] = ()
+    """Client networks whose mail is outbound, e.g. ["127.0.0.0/8", "::1/128"]."""
+    authserv_id: str = ""
+    """The authserv-id of our Authentication-Results header; empty means the host name."""
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        for i, net in enumerate(self.trusted_networks):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                problems.append((f"trusted_networks[{i}]", str(exc)))
+        return problems
+
+
+@dataclass(frozen=True)
+class HopcountSection:
+    limit: int = 50
+    """Reject when visible Received headers + 1 (the MTA's own) reach this; 0 disables."""
+
+    def check(self) -> list[tuple[str, str]]:
+        return [("limit", "must not be negative")] if self.limit < 0 else []
+
+
+@dataclass(frozen=True)
+class StripSection:
+    headers: tuple[str, ...] = DEFAULT_STRIP
+    """Headers deleted from outbound mail, every occurrence."""
+
+
+@dataclass(frozen=True)
+class DnsSection:
+    zones: tuple[str, ...] = ()
+    """RFC 1035 master files that answer every query instead of the network (tests, dry-run)."""
+    timeout: float = 5.0
+    """Seconds for one lookup, retries included; past it the result is a temporary error."""
+    nameservers: tuple[str, ...] = ()
+    """Resolver addresses; empty means /etc/resolv.conf."""
+    cache_size: int = 10000
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.timeout <= 0:
+            problems.append(("timeout", "must be positive"))
+        for i, ns in enumerate(self.nameservers):
+            try:
+                ipaddress.ip_address(ns)
+            except ValueError as exc:
+                problems.append((f"nameservers[{i}]", str(exc)))
+        return problems

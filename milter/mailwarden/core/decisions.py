@@ -1,0 +1,197 @@
+"""What stages decide: verdicts and edits, as values the adapters replay to the MTA."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Action(str, Enum):
+    CONTINUE = "continue"
+    ACCEPT = "accept"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+    DISCARD = "discard"
+    QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    code: str
+    dsn: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.dsn} {self.text}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.code, "dsn": self.dsn, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    action: Action
+    reply: Reply | None = None
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the verdict ends the pipeline (every action but continue)."""
+        return self.action is not Action.CONTINUE
+
+    @classmethod
+    def reject(cls, code: str, dsn: str, text: str) -> Verdict:
+        if not code.startswith("5"):
+            raise ValueError(f"reject needs a 5xx code, got {code}")
+        return cls(Action.REJECT, Reply(code, dsn, text))
+
+    @classmethod
+    def tempfail(cls, text: str, code: str = "451", dsn: str = "4.3.0") -> Verdict:
+        if not code.startswith("4"):
+            raise ValueError(f"tempfail needs a 4xx code, got {code}")
+        return cls(Action.TEMPFAIL, Reply(code, dsn, text))
+
+    @classmethod
+    def quarantine(cls, reason: str) -> Verdict:
+        return cls(Action.QUARANTINE, reason=reason)
+
+
+CONTINUE = Verdict(Action.CONTINUE)
+ACCEPT = Verdict(Action.ACCEPT)
+DISCARD = Verdict(Action.DISCARD)
+
+
+@dataclass(frozen=True, slots=True)
+class AddHeader:
+    """addheader (index None: bottom) or insheader (index 0: above the MTA's own Received)."""
+
+    name: str
+    value: str
+    index: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "add_header", "name": self.name, "value": self.value, "index": self.index}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeHeader:
+    """chgheader: replace the n-th (1-based) header of that name; appends when absent."""
+
+    name: str
+    occurrence: int
+    value: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "change_header", "name": self.name, "occurrence": self.occurrence, "value": self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteHeader:
+    """chgheader with an empty value: delete the n-th (1-based) header of that name."""
+
+    name: str
+    occurrence: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "delete_header", "name": self.name, "occurrence": self.occurrence}
+
+
+@dataclass(frozen=True, slots=True)
+class AddRecipient:
+    address: str
+    params: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "add_rcpt", "address": self.address, "params": self.params}
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecipient:
+    address: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "delete_rcpt", "address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSender:
+    address: str
+    params: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": "change_from", "address": self.address, "params": self.params}
+
+
+Edit = AddHeader | ChangeHeader | DeleteHeader | AddRecipient | DeleteRecipient | ChangeSender
+HeaderEdit = (AddHeader, ChangeHeader, DeleteHeader)
+
+
+def edit_summary(edit: Edit) -> str:
+    """A short token for the per-message log line, e.g. 'del:Received[2]'."""
+    match edit:
+        case AddHeader(name=name, index=None):
+            return f"add:{name}"
+        case AddHeader(name=name, index=index):
+            return f"ins:{name}@{index}"
+        case ChangeHeader(name=name, occurrence=occ):
+            return f"chg:{name}[{occ}]"
+        case DeleteHeader(name=name, occurrence=occ):
+            return f"del:{name}[{occ}]"
+        case AddRecipient(address=addr):
+            return f"rcpt+:{addr}"
+        case DeleteRecipient(address=addr):
+            return f"rcpt-:{addr}"
+        case ChangeSender(address=addr):
+            return f"from:{addr}"
+    raise TypeError(edit)
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """What one stage returns.
+
+    `facts` are typed values for later stages (e.g. DKIM results for DMARC). `auth` is merged into
+    the report's `auth` object and `rules` extends its `rules` list. `notes` become log lines.
+    """
+
+    verdict: Verdict | None = None
+    edits: Sequence[Edit] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    auth: Mapping[str, Any] = field(default_factory=dict)
+    rules: Sequence[Mapping[str, Any]] = ()
+    notes: Sequence[str] = ()
+
+
+EMPTY = StageResult()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Everything the pipeline decided for one message."""
+
+    verdict: Verdict = CONTINUE
+    edits: list[Edit] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    auth: dict[str, Any] = field(default_factory=dict)
+    rules: list[Mapping[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    decided_by: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.verdict.terminal
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.action.value,
+            "reply": self.verdict.reply.to_json() if self.verdict.reply else None,
+            "reason": self.verdict.reason or None,
+            "decided_by": self.decided_by or None,
+            "edits": [e.to_json() for e in self.edits],
+            "auth": self.auth,
+            "rules": list(self.rules),
+            "notes": list(self.notes),
+        }

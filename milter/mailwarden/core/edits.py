@@ -1,0 +1,94 @@
+"""Applying edits to the in-memory transaction exactly as Postfix applies them to the queue file.
+
+Indices follow Postfix 3.7 as measured: chgheader counts only the headers a milter sees (1-based,
+per name, case-insensitive, after earlier edits); changing an absent occurrence appends the header;
+insheader index 0 is above the MTA's own Received header and index 1 directly below it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mailwarden.core.decisions import (
+    AddHeader,
+    AddRecipient,
+    ChangeHeader,
+    ChangeSender,
+    DeleteHeader,
+    DeleteRecipient,
+    Edit,
+)
+from mailwarden.core.model import Envelope, Header, Transaction
+
+
+def _position(headers: list[Header], name: str, occurrence: int) -> int | None:
+    lname = name.lower()
+    seen = 0
+    for i, h in enumerate(headers):
+        if h.name.lower() == lname:
+            seen += 1
+            if seen == occurrence:
+                return i
+    return None
+
+
+def apply_edit(tx: Transaction, edit: Edit) -> None:
+    msg = tx.message
+    env = tx.envelope
+    match edit:
+        case AddHeader(name=name, value=value, index=None):
+            msg.headers.append(Header(name, value))
+        case AddHeader(name=name, value=value, index=index) if index is not None:
+            if index <= 0 and msg.mta_header is not None:
+                msg.above.insert(0, Header(name, value))
+            elif index <= 0:
+                msg.headers.insert(0, Header(name, value))
+            else:
+                # Index 1 is directly below the MTA's hidden header: visible position 0.
+                msg.headers.insert(min(index - 1, len(msg.headers)), Header(name, value))
+        case ChangeHeader(name=name, occurrence=occ, value=value):
+            pos = _position(msg.headers, name, occ)
+            if pos is None:
+                msg.headers.append(Header(name, value))
+            else:
+                msg.headers[pos] = Header(msg.headers[pos].name, value)
+        case DeleteHeader(name=name, occurrence=occ):
+            pos = _position(msg.headers, name, occ)
+            if pos is not None:
+                del msg.headers[pos]
+        case AddRecipient(address=addr):
+            tx.envelope = _with_rcpts(env, (*env.rcpts, addr))
+        case DeleteRecipient(address=addr):
+            # delrcpt matches exactly and case-sensitively, as Postfix does.
+            wanted = _bare(addr)
+            tx.envelope = _with_rcpts(env, tuple(r for r in env.rcpts if _bare(r) != wanted))
+        case ChangeSender(address=addr, params=params):
+            tx.envelope = Envelope(addr, tuple(params.split()) if params else (), env.rcpts, env.queue_id)
+
+
+def apply_edits(tx: Transaction, edits: Iterable[Edit]) -> None:
+    for edit in edits:
+        apply_edit(tx, edit)
+
+
+def _bare(addr: str) -> str:
+    addr = addr.strip()
+    return addr[1:-1] if addr.startswith("<") and addr.endswith(">") else addr
+
+
+def _with_rcpts(env: Envelope, rcpts: tuple[str, ...]) -> Envelope:
+    return Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
+
+
+def delete_all(headers: Iterable[Header], names: Iterable[str]) -> list[DeleteHeader]:
+    """Deletes for every header with one of `names`, highest occurrence first per name,
+    because a delete renumbers the later headers of the same name."""
+    wanted = {n.lower() for n in names}
+    counts: dict[str, int] = {}
+    spelled: dict[str, str] = {}
+    for h in headers:
+        key = h.name.lower()
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+            spelled.setdefault(key, h.name)
+    return [DeleteHeader(spelled[k], occ) for k, n in counts.items() for occ in range(n, 0, -1)]

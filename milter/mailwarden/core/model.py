@@ -1,0 +1,169 @@
+"""The transaction: what the MTA told us about one message, as values."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import IO
+
+
+class Direction(str, Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One logical header as received.
+
+    `value` is everything after the colon exactly as written: its leading whitespace, folds
+    joined by "\\n" plus the continuation's own whitespace, and non-UTF-8 bytes carried as
+    surrogate escapes (the way pymilter decodes them with P_HDR_LEADSPC).
+    """
+
+    name: str
+    value: str
+
+    def raw(self) -> bytes:
+        """The header as it sits in the message, CRLF line ends, no final CRLF."""
+        value = self.value.encode("utf-8", "surrogateescape").replace(b"\n", b"\r\n")
+        return self.name.encode("utf-8", "surrogateescape") + b":" + value
+
+    def text(self) -> str:
+        """`Name: value` as Postfix header_checks see it: folds joined with "\\n"."""
+        return f"{self.name}:{self.value}"
+
+    def unfolded(self) -> str:
+        """The value with folds removed and outer whitespace stripped, for parsing."""
+        return self.value.replace("\r\n", "").replace("\n", "").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    client_ip: str = ""
+    client_port: int = 0
+    client_name: str = ""
+    helo: str = ""
+    macros: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def daemon_name(self) -> str:
+        return self.macros.get("{daemon_name}", "")
+
+    @property
+    def auth_user(self) -> str:
+        return self.macros.get("{auth_authen}", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    mail_from: str = ""
+    mail_params: tuple[str, ...] = ()
+    rcpts: tuple[str, ...] = ()
+    queue_id: str = ""
+
+    @property
+    def sender(self) -> str:
+        """MAIL FROM without angle brackets ('' for the null sender)."""
+        return strip_brackets(self.mail_from)
+
+
+def strip_brackets(addr: str) -> str:
+    addr = addr.strip()
+    if addr.startswith("<") and addr.endswith(">"):
+        return addr[1:-1]
+    return addr
+
+
+class Body:
+    """The message body, spooled to a temporary file past `spool_threshold` bytes.
+
+    A 50 MB message must not sit in memory; stages read it in chunks.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, spool_threshold: int = 1 << 20) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=spool_threshold)
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._file.seek(0, 2)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def chunks(self, limit: int | None = None) -> Iterator[bytes]:
+        """The body from the start, in chunks, at most `limit` bytes in all."""
+        self._file.seek(0)
+        left = self.size if limit is None else min(limit, self.size)
+        while left > 0:
+            data = self._file.read(min(self.CHUNK, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+    def read(self, limit: int | None = None) -> bytes:
+        return b"".join(self.chunks(limit))
+
+    @property
+    def spooled(self) -> bool:
+        return bool(getattr(self._file, "_rolled", False))
+
+    def close(self) -> None:
+        self._file.close()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spool_threshold: int = 1 << 20) -> Body:
+        body = cls(spool_threshold)
+        body.write(data)
+        return body
+
+
+@dataclass(slots=True)
+class Message:
+    """Headers and body as they will be delivered, edited in place by the pipeline.
+
+    `headers` are the headers a milter sees. `mta_header` is the receiving MTA's own Received
+    header, which milters never see; `above` holds headers inserted at index 0, above it.
+    """
+
+    headers: list[Header]
+    body: Body
+    mta_header: Header | None = None
+    above: list[Header] = field(default_factory=list)
+
+    def get_all(self, name: str) -> list[Header]:
+        lname = name.lower()
+        return [h for h in self.headers if h.name.lower() == lname]
+
+    def get(self, name: str) -> Header | None:
+        found = self.get_all(name)
+        return found[0] if found else None
+
+    def delivered_headers(self) -> list[Header]:
+        """Every header in delivery order, the MTA's own included."""
+        mta = [self.mta_header] if self.mta_header is not None else []
+        return [*self.above, *mta, *self.headers]
+
+    def to_bytes(self) -> bytes:
+        head = b"".join(h.raw() + b"\r\n" for h in self.delivered_headers())
+        return head + b"\r\n" + self.body.read()
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One message, from connect to end of message."""
+
+    connection: Connection
+    envelope: Envelope
+    message: Message
+    direction: Direction = Direction.INBOUND
+    received_headers: tuple[Header, ...] = ()
+    """The headers exactly as received, before any edit (hopcount counts these)."""
+
+    def __post_init__(self) -> None:
+        if not self.received_headers:
+            self.received_headers = tuple(self.message.headers)

@@ -1,0 +1,105 @@
+"""The ordered list of stages, run phase by phase over one transaction.
+
+Phases follow the milter callbacks where a decision can first be made: `envelope` after MAIL FROM
+(SPF), `headers` at end of headers (hopcount: the body is never transferred), `message` at end of
+message. The dry-run adapter runs all three in a row, so both adapters get the same outcome.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from enum import Enum
+from typing import Protocol
+
+from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.edits import apply_edits
+from mailwarden.core.model import Transaction
+
+
+class Phase(str, Enum):
+    ENVELOPE = "envelope"
+    HEADERS = "headers"
+    MESSAGE = "message"
+
+
+PHASES = (Phase.ENVELOPE, Phase.HEADERS, Phase.MESSAGE)
+
+
+class Stage(Protocol):
+    name: str
+    phase: Phase
+
+    def applies(self, tx: Transaction) -> bool:
+        """Whether this stage has anything to do for this transaction (e.g. outbound only)."""
+        ...
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        """Decide. `outcome` is read-only here: earlier stages' facts, edits and verdict."""
+        ...
+
+
+def default_error_verdict(stage: str) -> Verdict:
+    return Verdict.tempfail(f"temporary failure in mail filter ({stage})", dsn="4.3.0")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        on_error: Callable[[str], Verdict] = default_error_verdict,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.stages = tuple(stages)
+        self.on_error = on_error
+        self._clock = clock
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names: {names}")
+
+    def run_phase(self, tx: Transaction, phase: Phase, outcome: Outcome) -> Outcome:
+        """Run the stages of one phase, folding their results into `outcome`.
+
+        Stops at the first terminal verdict. Edits are applied to `tx` as they come, so later
+        stages see the message as it will be delivered.
+        """
+        for stage in self.stages:
+            if outcome.finished:
+                break
+            if stage.phase is not phase or not stage.applies(tx):
+                continue
+            started = self._clock()
+            try:
+                result = stage.run(tx, outcome)
+            except Exception:  # a failing stage must never become a traceback to the MTA
+                outcome.verdict = self.on_error(stage.name)
+                outcome.decided_by = stage.name
+                outcome.notes.append(f"stage {stage.name} failed:\n{traceback.format_exc()}")
+                outcome.facts.setdefault("errors", []).append(stage.name)
+                break
+            finally:
+                outcome.timings[stage.name] = self._clock() - started
+            self._fold(tx, stage.name, result, outcome)
+        return outcome
+
+    def run(self, tx: Transaction, outcome: Outcome | None = None) -> Outcome:
+        """Every phase in order: what the milter does over a whole message."""
+        outcome = outcome if outcome is not None else Outcome()
+        for phase in PHASES:
+            self.run_phase(tx, phase, outcome)
+        return outcome
+
+    @staticmethod
+    def _fold(tx: Transaction, name: str, result: StageResult, outcome: Outcome) -> None:
+        if result.edits:
+            apply_edits(tx, result.edits)
+            outcome.edits.extend(result.edits)
+        outcome.facts.update(result.facts)
+        for key, value in result.auth.items():
+            outcome.auth[key] = value
+        outcome.rules.extend(result.rules)
+        outcome.notes.extend(result.notes)
+        if result.verdict is not None and result.verdict.terminal:
+            outcome.verdict = result.verdict
+            outcome.decided_by = name

@@ -1,0 +1,1 @@
+"""Pure stages: each one file, each satisfying `mailwarden.core.pipeline.Stage`."""

@@ -1,0 +1,1 @@
+"""dmarc package."""
