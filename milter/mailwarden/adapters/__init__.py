@@ -1,0 +1,1 @@
+"""Thin shells that feed the core: the pymilter adapter (serve) and the dry-run adapter."""

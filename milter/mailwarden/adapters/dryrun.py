@@ -1,0 +1,173 @@
+"""The dry-run adapter: the same pipeline over .eml files, mbox and Maildir, offline.
+
+What it reports for a message is what the milter would do with the same envelope: it builds
+the same Transaction (headers as Postfix shows them to a milter, CRLF body) and runs the same
+phases in the same order.
+
+Envelope precedence, field by field: a command-line flag, else the value derived from the
+message (topmost Received, Return-Path, Delivered-To/X-Original-To), else a default (client
+127.0.0.1, null sender, no recipients).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mailwarden.adapters.envelope import derive
+from mailwarden.adapters.sources import Item, iter_items
+from mailwarden.bootstrap import Runtime
+from mailwarden.core.decisions import Outcome
+from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction
+from mailwarden.core.wire import parse_message, to_lf
+
+
+@dataclass(frozen=True)
+class EnvelopeFlags:
+    client_ip: str | None = None
+    client_name: str | None = None
+    helo: str | None = None
+    mail_from: str | None = None
+    rcpts: tuple[str, ...] = ()
+    auth_user: str | None = None
+    daemon_name: str | None = None
+    queue_id: str | None = None
+
+
+@dataclass
+class Report:
+    counts: Counter[str] = field(default_factory=Counter)
+    unreadable: int = 0
+    processed: int = 0
+
+
+def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tuple[Transaction, bool]:
+    """The transaction the milter would have built for these bytes; also whether input was CRLF."""
+    parsed = parse_message(data)
+    derived = derive(parsed.headers)
+    macros: dict[str, str] = {}
+    if flags.daemon_name:
+        macros["{daemon_name}"] = flags.daemon_name
+    if flags.auth_user:
+        macros["{auth_authen}"] = flags.auth_user
+    conn = Connection(
+        client_ip=flags.client_ip or derived.client_ip or "127.0.0.1",
+        client_name=flags.client_name or derived.client_name or "unknown",
+        helo=flags.helo or derived.helo,
+        macros=macros,
+    )
+    mail_from = flags.mail_from if flags.mail_from is not None else (derived.mail_from or "")
+    rcpts = flags.rcpts or tuple(derived.rcpts)
+    env = Envelope(
+        mail_from=f"<{mail_from.strip('<>')}>",
+        rcpts=tuple(f"<{r.strip('<>')}>" for r in rcpts),
+        queue_id=flags.queue_id or "",
+    )
+    body = Body.from_bytes(parsed.body, runtime.config.milter.spool_threshold)
+    message = Message(list(derived.visible), body, derived.mta_header, list(derived.delivery_headers))
+    tx = Transaction(conn, env, message, runtime.direction.direction(conn))
+    return tx, parsed.crlf
+
+
+def run_one(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tuple[Transaction, Outcome, bool]:
+    tx, crlf = build_transaction(runtime, data, flags)
+    outcome = runtime.pipeline.run(tx)
+    return tx, outcome, crlf
+
+
+def report_json(item: Item, tx: Transaction, outcome: Outcome) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": str(item.path)}
+    if item.index is not None:
+        out["index"] = item.index
+    out["direction"] = tx.direction.value
+    out["envelope"] = {
+        "client_ip": tx.connection.client_ip,
+        "helo": tx.connection.helo,
+        "mail_from": tx.envelope.sender,
+        "rcpts": [r.strip("<>") for r in tx.envelope.rcpts],
+    }
+    out.update(outcome.to_json())
+    return out
+
+
+def _readable(item: Item, tx: Transaction, outcome: Outcome) -> str:
+    verdict = outcome.verdict
+    line = f"{item.source}: {tx.direction.value} {verdict.action.value}"
+    if verdict.reply:
+        line += f" ({verdict.reply})"
+    if verdict.reason:
+        line += f" ({verdict.reason})"
+    lines = [line]
+    for edit in outcome.edits:
+        detail = ", ".join(f"{k}={v!r}" for k, v in edit.to_json().items() if k != "op" and v not in (None, ""))
+        lines.append(f"    {edit.to_json()['op']}: {detail}")
+    for key, value in outcome.auth.items():
+        lines.append(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
+    for rule in outcome.rules:
+        lines.append(f"    rule {rule.get('file')}:{rule.get('line')}: {rule.get('action')}")
+    for note in outcome.notes:
+        lines.append("    note: " + note.splitlines()[0])
+    return "\n".join(lines)
+
+
+def _write(out_dir: Path, item: Item, seq: int, tx: Transaction, crlf: bool) -> Path:
+    stem = item.path.name if item.index is None else f"{item.path.name}-{item.index}"
+    stem = stem.removesuffix(".eml").replace(":", "_").replace(",", "_")
+    target = out_dir / f"{seq:06d}-{stem}.eml"
+    data = tx.message.to_bytes()
+    target.write_bytes(data if crlf else to_lf(data))
+    return target
+
+
+def run(
+    runtime: Runtime,
+    paths: list[str],
+    flags: EnvelopeFlags,
+    as_json: bool = False,
+    write_dir: Path | None = None,
+    out: IO[str] = sys.stdout,
+    err: IO[str] = sys.stderr,
+) -> int:
+    """Process every message; 0 when all were read, 1 when some could not be."""
+    report = Report()
+    started = time.perf_counter()
+    progress = err.isatty()
+    if write_dir is not None:
+        write_dir.mkdir(parents=True, exist_ok=True)
+    for seq, item in enumerate(iter_items(paths)):
+        if item.data is None:
+            report.unreadable += 1
+            print(f"mailwarden: {item.source}: cannot read: {item.error}", file=err)
+            continue
+        try:
+            tx, outcome, crlf = run_one(runtime, item.data, flags)
+        except Exception as exc:  # one bad message must not stop the run
+            report.unreadable += 1
+            print(f"mailwarden: {item.source}: cannot process: {exc}", file=err)
+            continue
+        report.processed += 1
+        report.counts[outcome.verdict.action.value] += 1
+        if as_json:
+            print(json.dumps(report_json(item, tx, outcome), ensure_ascii=False), file=out)
+        else:
+            print(_readable(item, tx, outcome), file=out)
+        if write_dir is not None:
+            _write(write_dir, item, seq, tx, crlf)
+        tx.message.body.close()
+        if progress:
+            print(f"\r{report.processed} messages", end="", file=err, flush=True)
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    if progress:
+        print(file=err)
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(report.counts.items())) or "none"
+    print(
+        f"mailwarden dry-run: {report.processed} messages ({counts}), {report.unreadable} unreadable, "
+        f"{report.processed / elapsed:.1f} msg/s",
+        file=err,
+    )
+    return 1 if report.unreadable else 0

@@ -1,0 +1,80 @@
+"""Where dry-run reads messages from: .eml files, directories of them, mbox files, Maildirs."""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    source: str
+    """The path, with `#N` (0-based) for a message inside an mbox or a Maildir key."""
+    path: Path
+    index: int | None
+    data: bytes | None
+    error: str | None = None
+
+
+def _is_maildir(path: Path) -> bool:
+    return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+
+def _is_mbox(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(5) == b"From "
+    except OSError:
+        return False
+
+
+def iter_items(paths: list[str]) -> Iterator[Item]:
+    for name in paths:
+        path = Path(name)
+        if not path.exists():
+            yield Item(name, path, None, None, "no such file or directory")
+        elif path.is_dir() and _is_maildir(path):
+            yield from _maildir(path)
+        elif path.is_dir():
+            for file in sorted(path.rglob("*.eml")):
+                yield _file(file)
+        elif _is_mbox(path):
+            yield from _mbox(path)
+        else:
+            yield _file(path)
+
+
+def _file(path: Path) -> Item:
+    try:
+        return Item(str(path), path, None, path.read_bytes())
+    except OSError as exc:
+        return Item(str(path), path, None, None, exc.strerror or str(exc))
+
+
+def _mbox(path: Path) -> Iterator[Item]:
+    try:
+        box = mailbox.mbox(str(path), create=False)
+        keys = list(box.keys())
+    except (OSError, mailbox.Error) as exc:
+        yield Item(str(path), path, None, None, str(exc))
+        return
+    for i, key in enumerate(keys):
+        try:
+            data = box.get_bytes(key)
+        except (OSError, mailbox.Error, KeyError) as exc:
+            yield Item(f"{path}#{i}", path, i, None, str(exc))
+            continue
+        yield Item(f"{path}#{i}", path, i, data)
+
+
+def _maildir(path: Path) -> Iterator[Item]:
+    box = mailbox.Maildir(str(path), create=False)
+    for key in sorted(box.keys()):
+        sub = "new" if (path / "new" / key).exists() else "cur"
+        try:
+            file = Path(box._lookup(key))  # the file name inside cur/ or new/
+            yield Item(str(path / file), path / file, None, box.get_bytes(key))
+        except (OSError, mailbox.Error, KeyError) as exc:
+            yield Item(str(path / sub / key), path, None, None, str(exc))

@@ -1,0 +1,131 @@
+"""The `mailwarden` command: serve, dry-run, check-config, and the features' subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mailwarden import __version__
+from mailwarden.config import Config, load
+from mailwarden.errors import ConfigError, MailwardenError
+
+LOG = logging.getLogger("mailwarden")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (default: embedded defaults)")
+    p.add_argument(
+        "--zone", action="append", default=[], metavar="FILE",
+        help="answer every DNS query from this RFC 1035 master file (repeatable)",
+    )
+    p.add_argument("--rules-dir", metavar="DIR", help="rule packs folder (default: rules/ of the checkout)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailwarden", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mailwarden {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the milter")
+    _add_common(serve)
+    serve.add_argument("--socket", help="libmilter socket: unix:/path or inet:port@host (overrides config)")
+    serve.set_defaults(func=cmd_serve)
+
+    dry = sub.add_parser(
+        "dry-run", help="run the pipeline over .eml files, directories, mbox or Maildir",
+        description="Report what the milter would do. Envelope precedence: flag, then derived from the "
+        "message (topmost Received, Return-Path, Delivered-To/X-Original-To), then defaults.",
+    )
+    _add_common(dry)
+    dry.add_argument("paths", nargs="+", metavar="PATH")
+    dry.add_argument("--json", action="store_true", help="one JSON object per message on stdout")
+    dry.add_argument("--write", metavar="DIR", type=Path, help="write each resulting message as .eml")
+    dry.add_argument("--client-ip")
+    dry.add_argument("--client-name")
+    dry.add_argument("--helo")
+    dry.add_argument("--mail-from")
+    dry.add_argument("--rcpt", action="append", default=[])
+    dry.add_argument("--auth-user", help="as if the client authenticated with SASL as this user")
+    dry.add_argument("--daemon-name", help="the {daemon_name} macro, e.g. ORIGINATING")
+    dry.add_argument("--queue-id")
+    dry.set_defaults(func=cmd_dry_run)
+
+    check = sub.add_parser("check-config", help="check the configuration and everything it names")
+    _add_common(check)
+    check.set_defaults(func=cmd_check_config)
+
+    from mailwarden.dkim.cli import register as dkim_register
+    from mailwarden.dmarc.cli import register as dmarc_register
+    from mailwarden.rules.cli import register as rules_register
+
+    for register in (rules_register, dkim_register, dmarc_register):
+        register(sub)
+    return parser
+
+
+def _runtime(args: argparse.Namespace) -> tuple[Config, object]:
+    from mailwarden.bootstrap import build_runtime
+
+    config = load(args.config)
+    rules_dir = Path(args.rules_dir) if getattr(args, "rules_dir", None) else None
+    return config, build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mailwarden import logsetup
+
+    config = load(args.config)
+    logsetup.setup(config.milter.log_level)
+    from mailwarden.adapters.pymilter import RuntimeHolder, serve
+    from mailwarden.bootstrap import build_runtime
+
+    rules_dir = Path(args.rules_dir) if args.rules_dir else None
+    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+    socket_spec = args.socket or config.milter.socket
+    LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
+             " ".join(s.name for s in runtime.pipeline.stages))
+    serve(RuntimeHolder(runtime), socket_spec)
+    return 0
+
+
+def cmd_dry_run(args: argparse.Namespace) -> int:
+    from mailwarden import logsetup
+    from mailwarden.adapters.dryrun import EnvelopeFlags, run
+
+    config, runtime = _runtime(args)
+    logsetup.setup("warning")
+    flags = EnvelopeFlags(
+        client_ip=args.client_ip, client_name=args.client_name, helo=args.helo, mail_from=args.mail_from,
+        rcpts=tuple(args.rcpt), auth_user=args.auth_user, daemon_name=args.daemon_name,
+        queue_id=args.queue_id,
+    )
+    return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)  # type: ignore[arg-type]
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config, runtime = _runtime(args)
+    print(f"{config.source}: OK ({len(runtime.pipeline.stages)} stages: "  # type: ignore[attr-defined]
+          f"{' '.join(s.name for s in runtime.pipeline.stages)})")  # type: ignore[attr-defined]
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"mailwarden: {problem}", file=sys.stderr)
+        return 2
+    except MailwardenError as exc:
+        print(f"mailwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

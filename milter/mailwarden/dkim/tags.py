@@ -1,0 +1,144 @@
+"""Tag=value lists (RFC 6376 3.2): the DKIM-Signature header and the key record."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+_FWS = re.compile(rb"[ \t\r\n]+")
+_TAG_NAME = re.compile(rb"^[A-Za-z][A-Za-z0-9_]*$")
+_B_VALUE = re.compile(rb"(^|;)([ \t\r\n]*b[ \t\r\n]*=)[^;]*")
+_DOMAIN = re.compile(r"^([A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?\.)*[A-Za-z0-9_-]+$")
+
+
+class TagError(ValueError):
+    """A tag list that cannot be used; the message is the reason shown in results."""
+
+
+def parse_tags(value: bytes) -> dict[str, bytes]:
+    """Tags by name, values with surrounding whitespace removed. Duplicates are an error."""
+    tags: dict[str, bytes] = {}
+    for part in value.split(b";"):
+        if not part.strip(b" \t\r\n"):
+            continue
+        name, eq, val = part.partition(b"=")
+        name = name.strip(b" \t\r\n")
+        if not eq or not _TAG_NAME.match(name):
+            raise TagError(f"malformed tag {part.strip()[:30]!r}")
+        key = name.decode("ascii")
+        if key in tags:
+            raise TagError(f"duplicate tag {key}=")
+        tags[key] = val.strip(b" \t\r\n")
+    return tags
+
+
+def strip_b_value(value: bytes) -> bytes:
+    """The header value with b='s value (and its whitespace) removed, for hashing."""
+    return _B_VALUE.sub(rb"\1\2", value, count=1)
+
+
+def b64(value: bytes, tag: str) -> bytes:
+    try:
+        return base64.b64decode(_FWS.sub(b"", value), validate=True)
+    except (binascii.Error, ValueError):
+        raise TagError(f"{tag}= is not base64") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A parsed DKIM-Signature."""
+
+    domain: str
+    selector: str
+    algorithm: str  # rsa-sha256, rsa-sha1, ed25519-sha256
+    header_canon: str
+    body_canon: str
+    headers: tuple[str, ...]  # h=, lower case
+    body_hash: bytes
+    signature: bytes
+    b_text: str  # b= as written (whitespace removed), for header.b
+    identity: str
+    length: int | None
+    timestamp: int | None
+    expires: int | None
+
+    @property
+    def key_type(self) -> str:
+        return self.algorithm.split("-")[0]
+
+    @property
+    def hash_name(self) -> str:
+        return self.algorithm.split("-")[1]
+
+
+ALGORITHMS = ("rsa-sha256", "rsa-sha1", "ed25519-sha256")
+
+
+def _int(tags: dict[str, bytes], name: str) -> int | None:
+    if name not in tags:
+        return None
+    raw = tags[name]
+    if not raw.isdigit() or len(raw) > 12:
+        raise TagError(f"{name}= is not a number")
+    return int(raw)
+
+
+def parse_signature(value: bytes) -> tuple[dict[str, bytes], Signature]:
+    """Parse and check a DKIM-Signature value; TagError says why it is unusable."""
+    tags = parse_tags(value)
+    for req in ("v", "a", "b", "bh", "d", "h", "s"):
+        if req not in tags:
+            raise TagError(f"missing {req}= tag")
+    if tags["v"] != b"1":
+        raise TagError(f"unsupported version v={tags['v'].decode('ascii', 'replace')}")
+    algorithm = tags["a"].decode("ascii", "replace").lower()
+    if algorithm not in ALGORITHMS:
+        raise TagError(f"unsupported algorithm a={algorithm}")
+    canon = tags.get("c", b"simple").decode("ascii", "replace").lower()
+    hc, _, bc = canon.partition("/")
+    bc = bc or "simple"
+    if hc not in ("simple", "relaxed") or bc not in ("simple", "relaxed"):
+        raise TagError(f"unsupported canonicalization c={canon}")
+    q = tags.get("q", b"dns/txt").lower()
+    if b"dns/txt" not in [x.strip() for x in q.split(b":")]:
+        raise TagError(f"unsupported query method q={q.decode('ascii', 'replace')}")
+    try:
+        domain = tags["d"].decode("ascii").lower().rstrip(".")
+        selector = tags["s"].decode("ascii").lower()
+    except UnicodeDecodeError:
+        raise TagError("d= or s= is not ASCII") from None
+    if not _DOMAIN.match(domain):
+        raise TagError(f"d={domain} is not a domain name")
+    if not selector or not all(_DOMAIN.match(p) for p in selector.split(".")):
+        raise TagError(f"s={selector} is not a selector")
+    headers = tuple(h.strip(b" \t\r\n").decode("ascii", "replace").lower() for h in tags["h"].split(b":"))
+    if "from" not in headers:
+        raise TagError("h= does not include From")
+    identity = tags.get("i", b"").decode("utf-8", "replace")
+    if identity:
+        idom = identity.rpartition("@")[2].lower().rstrip(".")
+        if "@" not in identity or (idom != domain and not idom.endswith("." + domain)):
+            raise TagError(f"i={identity} is not in d={domain}")
+    length = _int(tags, "l")
+    timestamp = _int(tags, "t")
+    expires = _int(tags, "x")
+    if timestamp is not None and expires is not None and expires < timestamp:
+        raise TagError("x= is before t=")
+    sig = Signature(
+        domain=domain,
+        selector=selector,
+        algorithm=algorithm,
+        header_canon=hc,
+        body_canon=bc,
+        headers=headers,
+        body_hash=b64(tags["bh"], "bh"),
+        signature=b64(tags["b"], "b"),
+        b_text=_FWS.sub(b"", tags["b"]).decode("ascii", "replace"),
+        identity=identity,
+        length=length,
+        timestamp=timestamp,
+        expires=expires,
+    )
+    return tags, sig

@@ -1,0 +1,131 @@
+"""The one Authentication-Results header (RFC 8601) with everything checked, at the top.
+
+Built with authres from the facts of earlier stages: spf= (SPF_FACT), one dkim= per signature
+(DKIM_FACT), dmarc= (DMARC_FACT). Inserted at index 0, above the MTA's own Received header, where
+RFC 8601 section 5 wants it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authres.core import (
+    AuthenticationResult,
+    AuthenticationResultProperty,
+    AuthenticationResultsHeader,
+    DKIMAuthenticationResult,
+    SPFAuthenticationResult,
+)
+from authres.dmarc import DMARCAuthenticationResult
+
+from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, SPF_FACT, DkimResult, SpfResult
+from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.core.model import Direction, Transaction
+from mailwarden.core.pipeline import Phase
+from mailwarden.dmarc.result import DmarcResult
+
+FOLD_AT = 78
+
+
+@dataclass(slots=True)
+class AuthresAdd:
+    authserv_id: str
+    outbound: bool = False
+    name: str = "authres"
+    phase: Phase = Phase.MESSAGE
+
+    def applies(self, tx: Transaction) -> bool:
+        return self.outbound or tx.direction is Direction.INBOUND
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        value = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
+        return StageResult(edits=(AddHeader("Authentication-Results", value, index=0),))
+
+
+def header_value(authserv_id: str, facts: Mapping[str, Any], sender: str = "", helo: str = "") -> str:
+    """The header value: leading space, folded with "\\n\\t" between results when long."""
+    header = AuthenticationResultsHeader(None, authserv_id=authserv_id, results=clauses(facts, sender, helo))
+    parts = [authserv_id.lower(), *(str(r) for r in header.results)] if header.results else []
+    text = str(header.header_value())
+    if len(text) + len("Authentication-Results: ") <= FOLD_AT or not parts:
+        return " " + text
+    return " " + ";\n\t".join(_wrap(p) for p in parts)
+
+
+def _wrap(clause: str) -> str:
+    """Fold one long result at spaces outside quotes and comments."""
+    if len(clause) <= FOLD_AT - 8:
+        return clause
+    words: list[str] = []
+    cur: list[str] = []
+    quoted, depth = False, 0
+    for ch in clause:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in "()":
+            depth += 1 if ch == "(" else -1
+        if ch == " " and not quoted and depth == 0:
+            words.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    words.append("".join(cur))
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
+            lines.append(word)
+        else:
+            lines[-1] += " " + word
+    return "\n\t  ".join(lines)
+
+
+def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[AuthenticationResult]:
+    out: list[AuthenticationResult] = []
+    spf = facts.get(SPF_FACT)
+    if isinstance(spf, SpfResult):
+        out.append(spf_clause(spf, sender, helo))
+    for sig in facts.get(DKIM_FACT) or ():
+        if isinstance(sig, DkimResult):
+            out.append(dkim_clause(sig))
+    dmarc = facts.get(DMARC_FACT)
+    if isinstance(dmarc, DmarcResult):
+        out.append(dmarc_clause(dmarc))
+    return out
+
+
+def spf_clause(spf: SpfResult, sender: str, helo: str) -> AuthenticationResult:
+    if spf.identity == "helo":
+        return SPFAuthenticationResult(result=spf.result, smtp_helo=helo or spf.domain or "unknown")
+    return SPFAuthenticationResult(result=spf.result, smtp_mailfrom=_printable(sender) or spf.domain)
+
+
+def dkim_clause(sig: DkimResult) -> AuthenticationResult:
+    clause = DKIMAuthenticationResult(
+        result=sig.result or "permerror",
+        reason=sig.reason or None,
+        header_d=sig.domain or None,
+        header_s=sig.selector or None,
+        header_a=sig.algorithm or None,
+    )
+    if sig.b:
+        clause.properties.append(AuthenticationResultProperty("header", "b", sig.b[:8]))
+    return clause
+
+
+def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
+    comment = " ".join(
+        f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.upper())) if v
+    )
+    clause = DMARCAuthenticationResult(
+        result=dmarc.result, result_comment=comment or None, header_from=dmarc.domain or None
+    )
+    if dmarc.policy:
+        clause.policy = dmarc.policy
+    return clause
+
+
+def _printable(text: str) -> str:
+    # The sender is the client's text; keep the header one clean line of printable ASCII.
+    return "".join(c if 0x21 <= ord(c) < 0x7F else "?" for c in text)

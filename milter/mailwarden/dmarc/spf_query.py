@@ -1,0 +1,99 @@
+"""pyspf, with every DNS lookup going through our Resolver port.
+
+pyspf calls a module-level DNS function from `query.dns()`; we override that method on a
+subclass instead of patching the module, so concurrent checks in libmilter threads each use their
+own resolver. Our resolver's DnsTempError becomes pyspf's TempError, hence spf=temperror.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import spf
+
+from mailwarden.core.auth import SpfResult
+from mailwarden.core.ports import Resolver
+from mailwarden.errors import DnsTempError
+
+RESULTS = frozenset({"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"})
+
+
+class ResolverQuery(spf.query):  # type: ignore[misc]
+    """An SPF check whose DNS lookups go to `resolver`, all of them within `lookup_time` seconds."""
+
+    def __init__(self, resolver: Resolver, lookup_time: float, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resolver = resolver
+        self._deadline = time.monotonic() + lookup_time
+
+    def dns(self, name: Any, qtype: str, cnames: Any = None, ignore_void: bool = False) -> list[Any]:
+        name = str(name).rstrip(".").lower()
+        if not name or not all(0 < len(label) < 64 for label in name.split(".")):
+            return []  # not a valid DNS name: no data, as pyspf does
+        key = (name, qtype)
+        if key in self.cache:
+            return list(self.cache[key])
+        if qtype == "SPF":
+            return []  # RR type 99 is obsolete (RFC 7208 section 3.1)
+        if time.monotonic() > self._deadline:
+            raise spf.TempError("DNS: SPF lookups took too long")
+        try:
+            answer = self._resolver.query(name, qtype)
+        except DnsTempError as exc:
+            raise spf.TempError(f"DNS {exc}") from None
+        records = [_convert(qtype, r) for r in answer.records]
+        self.cache[key] = records
+        if not records and not ignore_void:
+            self.void_lookups += 1
+            if self.void_lookups > spf.MAX_VOID_LOOKUPS:
+                raise spf.PermError(f"Void lookup limit of {spf.MAX_VOID_LOOKUPS} exceeded")
+        return list(records)
+
+
+def _convert(qtype: str, record: str | bytes) -> Any:
+    # The shapes pyspf's own dnspython lookup produces.
+    if qtype in ("TXT", "SPF"):
+        return [record if isinstance(record, bytes) else record.encode()]
+    text = record.decode() if isinstance(record, bytes) else record
+    if qtype == "MX":
+        pref, _, exchange = text.partition(" ")
+        return (int(pref), exchange.strip().rstrip("."))
+    if qtype == "PTR":
+        return text.rstrip(".")
+    return text
+
+
+def check_spf(
+    resolver: Resolver,
+    ip: str,
+    sender: str,
+    helo: str,
+    identity: str = "mailfrom",
+    lookup_time: float = 20.0,
+) -> SpfResult:
+    """The SPF result for `sender` (identity mailfrom) or for `helo` (identity helo)."""
+    if identity == "helo":
+        domain = helo.strip().rstrip(".").lower()
+        sender = f"postmaster@{domain}"
+        if not domain or _is_address_literal(helo):
+            return SpfResult("none", domain, "helo", "HELO is not a domain name")
+    else:
+        domain = sender.rpartition("@")[2].strip().rstrip(".").lower() if "@" in sender else helo
+    try:
+        q = ResolverQuery(resolver, lookup_time, i=ip, s=sender, h=helo or "unknown", querytime=0)
+        result, _code, explanation = q.check()
+    except spf.TempError as exc:
+        result, explanation = "temperror", f"SPF Temporary Error: {exc}"
+    except (spf.PermError, ValueError) as exc:
+        # pyspf raises for an unusable client address or identity: nothing it can check.
+        result, explanation = "permerror", f"SPF Permanent Error: {exc}"
+    result = str(result).lower()
+    if result not in RESULTS:
+        result = "permerror"
+    return SpfResult(result, domain, identity, str(explanation))
+
+
+def _is_address_literal(helo: str) -> bool:
+    h = helo.strip()
+    return h.startswith("[") or h.replace(".", "").isdigit() or ":" in h

@@ -1,0 +1,91 @@
+"""The TOML config: defaults without a file, every error reported with its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailwarden.cli import main
+from mailwarden.config import load, parse
+from mailwarden.errors import ConfigError
+
+
+def test_defaults_without_a_file() -> None:
+    config = load(None)
+    assert config.milter.socket == "unix:/run/pymilter.sock"
+    assert config.hopcount.limit == 50
+    assert "ORIGINATING" in config.policy.originating_daemons
+
+
+def test_every_problem_is_reported_with_its_key_path() -> None:
+    text = """
+[milter]
+sockt = "unix:/x"
+socket_mode = "999"
+on_error = "explode"
+[hopcount]
+limit = "fifty"
+[policy]
+trusted_networks = ["10.0.0.0/8", "not-a-net"]
+[nonsense]
+"""
+    with pytest.raises(ConfigError) as info:
+        parse(text, "t.toml")
+    problems = "\n".join(info.value.problems)
+    for expected in (
+        "t.toml: milter.sockt: unknown key",
+        "t.toml: milter.socket_mode: not an octal file mode",
+        "t.toml: milter.on_error: must be one of 'tempfail', 'accept'",
+        "t.toml: hopcount.limit: expected int",
+        "t.toml: policy.trusted_networks[1]:",
+        "t.toml: nonsense: unknown key",
+    ):
+        assert expected in problems
+    assert len(info.value.problems) == 6
+
+
+def test_toml_syntax_error_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="TOML syntax"):
+        parse("[milter\n", "bad.toml")
+
+
+def test_zone_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "z.zone").write_text("a.test. 60 IN TXT \"x\"\n")
+    (tmp_path / "c.toml").write_text('[dns]\nzones = ["z.zone"]\n')
+    config = load(tmp_path / "c.toml")
+    assert config.dns.zones == (str(tmp_path / "z.zone"),)
+
+
+def test_check_config_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[hopcount]\nlimit = 30\n")
+    assert main(["check-config", "--config", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[hopcount]\nlimt = 30\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    assert "hopcount.limt: unknown key" in capsys.readouterr().err
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "contrib" / "mailwarden.toml"
+    config = load(example)
+    assert config.source.endswith("mailwarden.toml")
+
+
+def test_example_config_names_every_simple_key() -> None:
+    import dataclasses
+    import tomllib
+
+    from mailwarden.config import Config
+
+    example = tomllib.loads((Path(__file__).parents[2] / "contrib" / "mailwarden.toml").read_text())
+    missing = []
+    for section in dataclasses.fields(Config):
+        if section.metadata.get("internal"):
+            continue
+        cls = section.type if isinstance(section.type, type) else type(getattr(Config(), section.name))
+        for f in dataclasses.fields(cls):
+            if f.name not in example.get(section.name, {}):
+                missing.append(f"{section.name}.{f.name}")
+    assert missing == []

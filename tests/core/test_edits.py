@@ -1,0 +1,60 @@
+"""In-memory edits follow Postfix's milter semantics, so later stages see the delivered message."""
+
+from __future__ import annotations
+
+from mailwarden.core.decisions import (
+    AddHeader,
+    AddRecipient,
+    ChangeHeader,
+    ChangeSender,
+    DeleteHeader,
+    DeleteRecipient,
+)
+from mailwarden.core.edits import apply_edits
+from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+
+
+def make(mta: bool = True) -> Transaction:
+    headers = [Header("X-A", " 1"), Header("x-a", " 2"), Header("Subject", " s")]
+    message = Message(headers, Body.from_bytes(b"body\r\n"), Header("Received", " by mx") if mta else None)
+    return Transaction(Connection(), Envelope("<s@x.test>", (), ("<r@x.test>", "<R2@x.test>")), message)
+
+
+def names(t: Transaction) -> list[str]:
+    return [f"{h.name}:{h.value}" for h in t.message.delivered_headers()]
+
+
+def test_insert_index_zero_goes_above_the_mta_header_and_one_below() -> None:
+    t = make()
+    apply_edits(t, [AddHeader("DKIM-Signature", " v=1", 0), AddHeader("X-One", " 1", 1)])
+    assert names(t)[:3] == ["DKIM-Signature: v=1", "Received: by mx", "X-One: 1"]
+
+
+def test_change_absent_occurrence_appends_and_delete_renumbers() -> None:
+    t = make()
+    apply_edits(t, [DeleteHeader("X-A", 1), ChangeHeader("X-A", 1, " two"), ChangeHeader("X-New", 3, " n")])
+    assert names(t) == ["Received: by mx", "x-a: two", "Subject: s", "X-New: n"]
+
+
+def test_bottom_add_and_envelope_edits() -> None:
+    t = make(mta=False)
+    apply_edits(
+        t,
+        [
+            AddHeader("X-Bottom", " b"),
+            AddRecipient("bcc@x.test"),
+            DeleteRecipient("<r2@x.test>"),  # case-sensitive, as Postfix: no match
+            DeleteRecipient("r@x.test"),
+            ChangeSender("<>"),
+        ],
+    )
+    assert names(t)[-1] == "X-Bottom: b"
+    assert t.envelope.rcpts == ("<R2@x.test>", "bcc@x.test")
+    assert t.envelope.mail_from == "<>"
+
+
+def test_raw_bytes_round_trip() -> None:
+    t = make()
+    data = t.message.to_bytes()
+    assert data == b"Received: by mx\r\nX-A: 1\r\nx-a: 2\r\nSubject: s\r\n\r\nbody\r\n"
+    assert Header("X", " caf\udce9\n\tnext").raw() == b"X: caf\xe9\r\n\tnext"

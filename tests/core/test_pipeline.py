@@ -1,0 +1,69 @@
+"""The pipeline: phases, first terminal verdict wins, a raising stage becomes a tempfail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailwarden.core.decisions import Action, AddHeader, Outcome, StageResult, Verdict
+from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.pipeline import Phase, Pipeline
+
+
+@dataclass
+class Probe:
+    name: str
+    phase: Phase = Phase.MESSAGE
+    verdict: Verdict | None = None
+    edit: AddHeader | None = None
+    boom: bool = False
+    seen: list[list[str]] = field(default_factory=list)
+
+    def applies(self, tx: Transaction) -> bool:
+        return True
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        self.seen.append([h.name for h in tx.message.headers])
+        if self.boom:
+            raise RuntimeError("stage exploded")
+        return StageResult(verdict=self.verdict, edits=(self.edit,) if self.edit else ())
+
+
+def tx() -> Transaction:
+    return Transaction(Connection(), Envelope(), Message([Header("From", " a@b.test")], Body()))
+
+
+def test_later_stages_see_earlier_edits() -> None:
+    first = Probe("first", edit=AddHeader("X-First", " 1"))
+    second = Probe("second")
+    Pipeline([first, second]).run(tx())
+    assert second.seen == [["From", "X-First"]]
+
+
+def test_first_terminal_verdict_wins_and_stops() -> None:
+    reject = Probe("reject", verdict=Verdict.reject("550", "5.7.1", "no"))
+    later = Probe("later", verdict=Verdict(Action.DISCARD))
+    outcome = Pipeline([reject, later]).run(tx())
+    assert outcome.verdict.action is Action.REJECT and outcome.decided_by == "reject"
+    assert later.seen == []
+
+
+def test_phases_run_in_order() -> None:
+    order: list[str] = []
+
+    @dataclass
+    class Rec(Probe):
+        def run(self, t: Transaction, outcome: Outcome) -> StageResult:
+            order.append(self.name)
+            return StageResult()
+
+    stages = [Rec("m", Phase.MESSAGE), Rec("h", Phase.HEADERS), Rec("e", Phase.ENVELOPE)]
+    Pipeline(stages).run(tx())
+    assert order == ["e", "h", "m"]
+
+
+def test_a_raising_stage_becomes_a_tempfail_with_traceback_note() -> None:
+    outcome = Pipeline([Probe("bad", boom=True), Probe("after")]).run(tx())
+    assert outcome.verdict.action is Action.TEMPFAIL
+    assert outcome.verdict.reply is not None and outcome.verdict.reply.code == "451"
+    assert outcome.verdict.reply.dsn == "4.3.0"
+    assert "stage exploded" in outcome.notes[0]

@@ -1,0 +1,1 @@
+"""Shared test helpers: a milter-protocol client (milterclient) and a private Postfix (postfix)."""
