@@ -94,7 +94,7 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     from mailwarden import logsetup
     from mailwarden.adapters.dryrun import EnvelopeFlags, run
 
-    config, runtime = _runtime(args)
+    _, runtime = _runtime(args)
     logsetup.setup("warning")
     flags = EnvelopeFlags(
         client_ip=args.client_ip, client_name=args.client_name, helo=args.helo, mail_from=args.mail_from,

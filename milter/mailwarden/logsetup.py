@@ -10,7 +10,8 @@ LOG = logging.getLogger("mailwarden")
 
 def setup(level: str = "info", stream: object = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter("%(asctime)s mailwarden[%(process)d]: %(message)s", "%b %d %H:%M:%S"))
+    fmt = "%(asctime)s mailwarden[%(process)d]: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt, "%b %d %H:%M:%S"))
     root = logging.getLogger("mailwarden")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -40,5 +40,5 @@ def test_fault_markers_raise_temporary_errors() -> None:
 
 
 def test_bad_zone_file_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="dns.zones"):
+    with pytest.raises(ConfigError, match=r"dns\.zones"):
         StaticZone.from_text("this is not a zone line at all ( \n")

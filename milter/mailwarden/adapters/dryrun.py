@@ -104,8 +104,9 @@ def _readable(item: Item, tx: Transaction, outcome: Outcome) -> str:
         line += f" ({verdict.reason})"
     lines = [line]
     for edit in outcome.edits:
-        detail = ", ".join(f"{k}={v!r}" for k, v in edit.to_json().items() if k != "op" and v not in (None, ""))
-        lines.append(f"    {edit.to_json()['op']}: {detail}")
+        fields = edit.to_json()
+        detail = ", ".join(f"{k}={v!r}" for k, v in fields.items() if k != "op" and v not in (None, ""))
+        lines.append(f"    {fields['op']}: {detail}")
     for key, value in outcome.auth.items():
         lines.append(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
     for rule in outcome.rules:

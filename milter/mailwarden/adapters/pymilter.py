@@ -16,17 +16,17 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import Milter
-    import milter as _milter_ext
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
         "mailwarden serve needs pymilter (pip install pymilter; it builds against libmilter-dev): "
         f"{exc}"
     ) from exc
 
+from mailwarden.adapters.summary import summary_line
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
     Action,
@@ -42,17 +42,29 @@ from mailwarden.core.decisions import (
 )
 from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.adapters.summary import summary_line
+
+# pymilter's C extension is called `milter`; reach it through Milter so that nothing here can pick
+# up the `milter/` source folder (a namespace package) by mistake.
+_milter_ext: Any = Milter.milter
 
 LOG = logging.getLogger("mailwarden.milter")
 
-_RESULT = {
-    Action.CONTINUE: Milter.ACCEPT,
-    Action.ACCEPT: Milter.ACCEPT,
-    Action.REJECT: Milter.REJECT,
-    Action.TEMPFAIL: Milter.TEMPFAIL,
-    Action.DISCARD: Milter.DISCARD,
-    Action.QUARANTINE: Milter.ACCEPT,
+_F = TypeVar("_F", bound=Callable[..., int])
+# pymilter has no type information: give its constants and decorators types once, here.
+CONTINUE: int = Milter.CONTINUE
+ACCEPT: int = Milter.ACCEPT
+REJECT: int = Milter.REJECT
+TEMPFAIL: int = Milter.TEMPFAIL
+DISCARD: int = Milter.DISCARD
+noreply: Callable[[_F], _F] = Milter.noreply
+
+_RESULT: dict[Action, int] = {
+    Action.CONTINUE: ACCEPT,
+    Action.ACCEPT: ACCEPT,
+    Action.REJECT: REJECT,
+    Action.TEMPFAIL: TEMPFAIL,
+    Action.DISCARD: DISCARD,
+    Action.QUARANTINE: ACCEPT,
 }
 
 INTERNAL_ERROR = Verdict.tempfail("temporary failure in mail filter", dsn="4.3.0")
@@ -79,7 +91,7 @@ def _guarded(func: Callable[..., int]) -> Callable[..., int]:
             except Exception:
                 LOG.exception("%s: setreply failed", self._qid())
             self._reset()
-            return Milter.TEMPFAIL
+            return TEMPFAIL
 
     return wrapper
 
@@ -100,7 +112,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 
     # -- connection -------------------------------------------------------------------------
 
-    @Milter.noreply
+    @noreply
     @_guarded
     def connect(self, hostname: str, family: int, hostaddr: Any) -> int:
         if isinstance(hostaddr, tuple) and hostaddr:
@@ -112,13 +124,13 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             value = self.getsymval(macro)
             if value:
                 self._conn_macros[macro] = value
-        return Milter.CONTINUE
+        return CONTINUE
 
-    @Milter.noreply
+    @noreply
     @_guarded
     def hello(self, helo: str) -> int:
         self._helo = helo or ""
-        return Milter.CONTINUE
+        return CONTINUE
 
     # -- envelope ---------------------------------------------------------------------------
 
@@ -141,29 +153,29 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._runtime.pipeline.run_phase(tx, Phase.ENVELOPE, outcome)
         return self._early(outcome)
 
-    @Milter.noreply
+    @noreply
     @_guarded
     def envrcpt(self, to: str, *params: str) -> int:
         tx = self._tx
         if tx is not None:
             env = tx.envelope
             tx.envelope = Envelope(env.mail_from, env.mail_params, (*env.rcpts, _bracket(to)), env.queue_id)
-        return Milter.CONTINUE
+        return CONTINUE
 
     # -- content ----------------------------------------------------------------------------
 
-    @Milter.noreply
+    @noreply
     @_guarded
     def header(self, name: str, value: str) -> int:
         if self._tx is not None:
             self._tx.message.headers.append(Header(name, value))
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded
     def eoh(self) -> int:
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
-            return Milter.CONTINUE
+            return CONTINUE
         qid = self.getsymval("i") or tx.envelope.queue_id
         env = tx.envelope
         tx.envelope = Envelope(env.mail_from, env.mail_params, env.rcpts, qid)
@@ -172,18 +184,18 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             self._runtime.pipeline.run_phase(tx, Phase.HEADERS, outcome)
         return self._early(outcome)
 
-    @Milter.noreply
+    @noreply
     @_guarded
     def body(self, chunk: bytes) -> int:
         if self._tx is not None:
             self._tx.message.body.write(chunk)
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded
     def eom(self) -> int:
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
-            return Milter.ACCEPT
+            return ACCEPT
         if not outcome.finished:
             self._runtime.pipeline.run_phase(tx, Phase.MESSAGE, outcome)
         verdict = outcome.verdict
@@ -203,12 +215,12 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     @_guarded
     def abort(self) -> int:
         self._reset()
-        return Milter.CONTINUE
+        return CONTINUE
 
     @_guarded
     def close(self) -> int:
         self._reset()
-        return Milter.CONTINUE
+        return CONTINUE
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -219,7 +231,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         """
         if outcome.verdict.action in (Action.REJECT, Action.TEMPFAIL, Action.DISCARD):
             return self._finish(outcome.verdict)
-        return Milter.CONTINUE
+        return CONTINUE
 
     def _finish(self, verdict: Verdict) -> int:
         self._reply(verdict)
@@ -227,7 +239,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         if tx is not None and outcome is not None:
             self._log(tx, outcome)
         self._reset()
-        return int(_RESULT[verdict.action])
+        return _RESULT[verdict.action]
 
     def _reply(self, verdict: Verdict) -> None:
         reply = verdict.reply

@@ -70,11 +70,7 @@ def _mbox(path: Path) -> Iterator[Item]:
 
 
 def _maildir(path: Path) -> Iterator[Item]:
-    box = mailbox.Maildir(str(path), create=False)
-    for key in sorted(box.keys()):
-        sub = "new" if (path / "new" / key).exists() else "cur"
-        try:
-            file = Path(box._lookup(key))  # the file name inside cur/ or new/
-            yield Item(str(path / file), path / file, None, box.get_bytes(key))
-        except (OSError, mailbox.Error, KeyError) as exc:
-            yield Item(str(path / sub / key), path, None, None, str(exc))
+    # Read the files directly: a Maildir message is one file in new/ or cur/.
+    for sub in ("new", "cur"):
+        for file in sorted(p for p in (path / sub).iterdir() if not p.name.startswith(".")):
+            yield _file(file)

@@ -67,11 +67,10 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, 
         problems.extend(sub or [f"{where}: invalid value {raw!r}"])
         return False, None
     if origin is tuple:
-        args = get_args(tp)
         if not isinstance(raw, list):
             problems.append(f"{where}: expected an array, got {_tname(raw)}")
             return False, None
-        item_tp = args[0]
+        item_tp = get_args(tp)[0]
         items = []
         good = True
         for i, item in enumerate(raw):
@@ -80,7 +79,7 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, 
             items.append(value)
         return good, tuple(items)
     if origin is dict:
-        key_tp, val_tp = get_args(tp)
+        _key_tp, val_tp = get_args(tp)
         if not isinstance(raw, dict):
             problems.append(f"{where}: expected a table, got {_tname(raw)}")
             return False, None

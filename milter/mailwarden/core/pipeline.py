@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from mailwarden.core.decisions import Outcome, StageResult, Verdict
@@ -18,7 +18,7 @@ from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     ENVELOPE = "envelope"
     HEADERS = "headers"
     MESSAGE = "message"
@@ -28,8 +28,13 @@ PHASES = (Phase.ENVELOPE, Phase.HEADERS, Phase.MESSAGE)
 
 
 class Stage(Protocol):
-    name: str
-    phase: Phase
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def phase(self) -> Phase:
+        """The first callback at which this stage can decide."""
+        ...
 
     def applies(self, tx: Transaction) -> bool:
         """Whether this stage has anything to do for this transaction (e.g. outbound only)."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class Rcode(str, Enum):
+class Rcode(StrEnum):
     NOERROR = "NOERROR"
     NXDOMAIN = "NXDOMAIN"
 

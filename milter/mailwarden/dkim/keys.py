@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import stat
@@ -149,8 +150,9 @@ class KeyRevoked(KeyRecordError):
     pass
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_key_record(record: bytes) -> PublicKey:
-    """A DKIM key record (RFC 6376 3.6.1)."""
+    """A DKIM key record (RFC 6376 3.6.1). Cached by content: the resolver caches by TTL."""
     try:
         tags = parse_tags(record)
     except TagError as exc:

@@ -41,7 +41,7 @@ class ResolverQuery(spf.query):  # type: ignore[misc]
         try:
             answer = self._resolver.query(name, qtype)
         except DnsTempError as exc:
-            raise spf.TempError(f"DNS {exc}") from None
+            raise spf.TempError(str(exc)) from None
         records = [_convert(qtype, r) for r in answer.records]
         self.cache[key] = records
         if not records and not ignore_void:

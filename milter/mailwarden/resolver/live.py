@@ -13,7 +13,9 @@ from mailwarden.errors import DnsTempError
 
 
 class LiveResolver:
-    def __init__(self, timeout: float = 5.0, nameservers: Sequence[str] = (), cache_size: int = 10000) -> None:
+    def __init__(
+        self, timeout: float = 5.0, nameservers: Sequence[str] = (), cache_size: int = 10000
+    ) -> None:
         self._resolver = dns.resolver.Resolver(configure=not nameservers)
         if nameservers:
             self._resolver.nameservers = list(nameservers)

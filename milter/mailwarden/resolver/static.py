@@ -65,7 +65,7 @@ class StaticZone:
                 records: list[str | bytes] = []
                 for rdata in rdataset:
                     if rdataset.rdtype == dns.rdatatype.TXT:
-                        records.append(b"".join(rdata.strings))  # type: ignore[attr-defined]
+                        records.append(b"".join(rdata.strings))
                     else:
                         records.append(rdata.to_text())
                 old, _ = self._records.get((key, rdtype), ((), 0))
