@@ -423,7 +423,8 @@ class MilterClient:
         return self._step("rcpt", SMFIC_RCPT, _cstr(rcpt, *params), P_NORCPT, P_NR_RCPT, m)
 
     def data(self, macros: Mapping[str, str] | None = None) -> Reply:
-        return self._step("data", SMFIC_DATA, b"", P_NODATA, P_NR_DATA, {"i": self.queue_id, **(macros or {})})
+        m = {"i": self.queue_id, **(macros or {})}
+        return self._step("data", SMFIC_DATA, b"", P_NODATA, P_NR_DATA, m)
 
     def header(self, name: str | bytes, value: str | bytes) -> Reply:
         """value: the bytes after the colon. Without LEADSPC one leading space is removed, as
@@ -558,7 +559,9 @@ def apply_mods(raw: bytes, mods: Iterable[Mod], *, leadspc: bool = True,
     above: list[bytes] = []
     body = msg.body
     replaced = False
-    hidden = mta_received.replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n") if mta_received else None
+    hidden = None
+    if mta_received:
+        hidden = mta_received.replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n")
     for m in mods:
         if m.op == "addheader":
             visible.append((m.name, _header_line(m.name, m.value, leadspc)))

@@ -24,7 +24,7 @@ def summary_line(tx: Transaction, outcome: Outcome, elapsed: float) -> str:
     ]
     if outcome.decided_by:
         parts.append(f"by={outcome.decided_by}")
-    if outcome.edits:
+    if outcome.edits and verdict.action not in (Action.REJECT, Action.TEMPFAIL, Action.DISCARD):
         parts.append("edits=" + ",".join(edit_summary(e) for e in outcome.edits))
     for key in ("dkim", "spf", "dmarc"):
         value = outcome.auth.get(key)

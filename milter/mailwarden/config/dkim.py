@@ -135,7 +135,7 @@ class SignRule:
 @dataclass(frozen=True)
 class DkimSection:
     verify: VerifySection = field(default_factory=VerifySection)
-    keys: dict[str, KeySection] = field(default_factory=lambda: MappingProxyType({}))  # type: ignore[arg-type]
+    keys: dict[str, KeySection] = field(default_factory=lambda: MappingProxyType({}))  # type: ignore[arg-type,return-value]
     """Signing keys by name."""
     sign: tuple[SignRule, ...] = ()
     """Signing rules, first match wins; no rule matches means the message is not signed."""

@@ -2,16 +2,64 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mailwarden.config.dkim import DkimSection, seconds
+from mailwarden.dkim.keys import KeyError_, load_private_key
+from mailwarden.dkim.sign import Signer, SigningKey
+from mailwarden.dkim.sign_stage import DkimSign, Rule
+from mailwarden.dkim.verify import Verifier, VerifyPolicy
+from mailwarden.dkim.verify_stage import DkimVerify
+from mailwarden.errors import ConfigError
 
 if TYPE_CHECKING:
     from mailwarden.bootstrap import BuildEnv
+    from mailwarden.config import Config
     from mailwarden.core.pipeline import Stage
 
 
 def verify_stages(env: BuildEnv) -> list[Stage]:
-    return []
+    cfg = env.config.dkim.verify
+    if not cfg.enabled:
+        return []
+    policy = VerifyPolicy(cfg.max_signatures, cfg.min_rsa_bits, cfg.allow_sha1,
+                          cfg.on_body_length_extension, cfg.drift_seconds)
+    actions = {"fail": cfg.on_fail, "none": cfg.on_none, "temperror": cfg.on_temperror,
+               "permerror": cfg.on_permerror, "policy": cfg.on_policy}
+    return [DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)]
+
+
+def key_path(config: Config, key_file: str) -> Path:
+    """Relative key paths are relative to the config file (the working directory without one)."""
+    p = Path(key_file)
+    if p.is_absolute() or config.source.startswith("("):
+        return p
+    return Path(config.source).parent / p
+
+
+def load_keys(config: Config) -> dict[str, SigningKey]:
+    """Every configured key, parsed once; ConfigError lists every key that cannot be used."""
+    dkim: DkimSection = config.dkim
+    keys: dict[str, SigningKey] = {}
+    problems = []
+    for name, k in dkim.keys.items():
+        try:
+            private = load_private_key(key_path(config, k.key_file), dkim.require_safe_keys)
+        except KeyError_ as exc:
+            problems.append(f"dkim.keys.{name}.key_file: {exc}")
+            continue
+        keys[name] = SigningKey(name, k.domain.lower().rstrip("."), k.selector, private)
+    if problems:
+        raise ConfigError(problems)
+    return keys
 
 
 def sign_stages(env: BuildEnv) -> list[Stage]:
-    return []
+    dkim = env.config.dkim
+    keys = load_keys(env.config)
+    if not dkim.sign:
+        return []
+    rules = tuple(Rule(r.match, r.identity, tuple(keys[n] for n in r.keys)) for r in dkim.sign)
+    signer = Signer(dkim.canonicalization, dkim.headers, dkim.oversign, seconds(dkim.expire))
+    return [DkimSign(signer, rules, env.clock, dkim.warn_8bit)]

@@ -50,11 +50,7 @@ class PrivateKey:
 
     def public_record(self) -> str:
         """The TXT record value: v=DKIM1; k=...; p=..."""
-        pub = self.key.public_key()
-        if isinstance(pub, rsa.RSAPublicKey):
-            der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        else:
-            der = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        der = _public_der(self.key.public_key())
         return f"v=DKIM1; k={self.key_type}; p={base64.b64encode(der).decode('ascii')}"
 
     def public_bytes(self) -> bytes:
@@ -196,7 +192,8 @@ def _load_rsa_public(der: bytes) -> rsa.RSAPublicKey:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
         # Some publish the bare PKCS#1 RSAPublicKey instead of SubjectPublicKeyInfo.
-        pem = b"-----BEGIN RSA PUBLIC KEY-----\n" + base64.encodebytes(der) + b"-----END RSA PUBLIC KEY-----\n"
+        b64 = base64.encodebytes(der)
+        pem = b"-----BEGIN RSA PUBLIC KEY-----\n" + b64 + b"-----END RSA PUBLIC KEY-----\n"
         try:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, UnsupportedAlgorithm):

@@ -67,7 +67,7 @@ class Signer:
             value = _fold(tags) + "\n\tb="
             data = signed + canon_header(hc, b"DKIM-Signature", _enc(value))[:-2]
             b = base64.b64encode(k.key.sign(data)).decode("ascii")
-            values.append(value + "\n\t ".join(b[i:i + 72] for i in range(0, len(b), 72)))
+            values.append(value + "\n\t".join(b[i:i + 72] for i in range(0, len(b), 72)))
         return values
 
 

@@ -57,7 +57,9 @@ class Verifier:
         self.clock = clock
         self.policy = policy
 
-    def verify(self, headers: Sequence[Header], body: Callable[[], Iterable[bytes]]) -> tuple[DkimResult, ...]:
+    def verify(
+        self, headers: Sequence[Header], body: Callable[[], Iterable[bytes]]
+    ) -> tuple[DkimResult, ...]:
         """Results in signature order. `body` gives the body chunks (called at most once)."""
         sig_headers = [h for h in headers if h.name.lower().rstrip(" \t") == "dkim-signature"]
         results: list[DkimResult | None] = []

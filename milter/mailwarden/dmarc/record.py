@@ -93,7 +93,9 @@ def parse(text: bytes | str) -> DmarcRecord:
     )
 
 
-def _choice(tags: dict[str, str], name: str, allowed: tuple[str, ...], default: str, problems: list[str]) -> str:
+def _choice(
+    tags: dict[str, str], name: str, allowed: tuple[str, ...], default: str, problems: list[str]
+) -> str:
     value = tags.get(name)
     if value is None:
         return default

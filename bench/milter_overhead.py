@@ -1,0 +1,79 @@
+"""mailwarden serve (embedded defaults) against a do-nothing pymilter milter, same run, same load.
+
+    .venv/bin/python bench/milter_overhead.py [--messages 3000] [--concurrency 4]
+
+Prints messages/s for each and the ratio; both driven by ../shared/tools/milterload.py over unix
+sockets on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD = ROOT.parent / "shared" / "tools" / "milterload.py"
+
+
+def start(cmd: list[str], sock: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"milter did not start: {cmd}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def load(sock: Path, args: argparse.Namespace, extra: list[str]) -> float:
+    out = subprocess.run(
+        [sys.executable, str(LOAD), "--socket", f"unix:{sock}", "-n", str(args.messages),
+         "-c", str(args.concurrency), "--json", *extra],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return float(json.loads(out)["msgs_per_s"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_sock, mw_sock = Path(tmp) / "ref.sock", Path(tmp) / "mw.sock"
+        ref = start([sys.executable, str(ROOT / "bench" / "trivial_milter.py"), f"unix:{ref_sock}"], ref_sock)
+        mw = start([str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket", f"unix:{mw_sock}"],
+                   mw_sock)
+        try:
+            for direction, extra in (("inbound", []), ("outbound", ["--auth", "user1"])):
+                # Interleave the rounds so drift on a noisy machine hits both alike.
+                ref_rates, mw_rates = [], []
+                for _ in range(args.rounds):
+                    ref_rates.append(load(ref_sock, args, extra))
+                    mw_rates.append(load(mw_sock, args, extra))
+                r, m = max(ref_rates), max(mw_rates)
+                print(f"{direction:8s} c={args.concurrency} n={args.messages}: trivial pymilter {r:8.0f} msg/s, "
+                      f"mailwarden {m:8.0f} msg/s, ratio {m / r:.2f}")
+        finally:
+            stop(mw)
+            stop(ref)
+
+
+if __name__ == "__main__":
+    main()

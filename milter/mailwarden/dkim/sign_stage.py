@@ -1,0 +1,132 @@
+"""The DKIM sign stage: the pipeline's last stage, so the signature covers the headers delivered."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.core.model import Direction, Header, Transaction
+from mailwarden.core.pipeline import Phase
+from mailwarden.dkim.sign import Signer, SigningKey
+
+# RFC 5322 2.1.1; Postfix's smtp client (smtp_line_length_limit = 998) folds longer lines.
+LINE_LIMIT = 998
+
+
+@dataclass(frozen=True)
+class Rule:
+    patterns: tuple[str, ...]
+    identity: str  # header_from or envelope
+    keys: tuple[SigningKey, ...]
+
+    def matches(self, domain: str) -> bool:
+        return any(domain_matches(p, domain) for p in self.patterns)
+
+
+def domain_matches(pattern: str, domain: str) -> bool:
+    """"example.com" that domain only, "*.example.com" its subdomains, "*" every domain."""
+    pattern = pattern.lower().rstrip(".")
+    if pattern == "*":
+        return bool(domain)
+    if pattern.startswith("*."):
+        return domain.endswith(pattern[1:])
+    return domain == pattern
+
+
+def from_domain(headers: Sequence[Header]) -> str:
+    """The domain of the single From address, '' when there is not exactly one."""
+    froms = [h for h in headers if h.name.lower() == "from"]
+    if len(froms) != 1:
+        return ""
+    addrs = email.utils.getaddresses([froms[0].unfolded()])
+    if len(addrs) != 1 or "@" not in addrs[0][1]:
+        return ""
+    return addrs[0][1].rpartition("@")[2].lower().rstrip(".")
+
+
+class _Scan:
+    """Watches raw body chunks for what Postfix's smtp client may change after signing."""
+
+    def __init__(self) -> None:
+        self.eight_bit = False
+        self.longest = 0
+        self._line = 0
+
+    def wrap(self, chunks: Callable[[], Iterator[bytes]]) -> Callable[[], Iterator[bytes]]:
+        def gen() -> Iterator[bytes]:
+            for chunk in chunks():
+                if not self.eight_bit and not chunk.isascii():
+                    self.eight_bit = True
+                lines = chunk.split(b"\n")
+                if len(lines) == 1:
+                    self._line += len(chunk)
+                else:
+                    self.longest = max(self.longest, self._line + len(lines[0]), *map(len, lines[1:-1]))
+                    self._line = len(lines[-1])
+                yield chunk
+            self.longest = max(self.longest, self._line)
+
+        return gen
+
+
+@dataclass(frozen=True)
+class DkimSign:
+    signer: Signer
+    rules: tuple[Rule, ...]
+    clock: Callable[[], float]
+    warn: bool = True
+    name: str = "dkim-sign"
+    phase: Phase = Phase.MESSAGE
+
+    def applies(self, tx: Transaction) -> bool:
+        return tx.direction is Direction.OUTBOUND and bool(self.rules)
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        msg = tx.message
+        headers = [*msg.above, *msg.headers]  # as delivered, minus the MTA's hidden Received
+        rule, domain = self._rule(tx, headers)
+        if rule is None:
+            why = f"no signing rule for {domain!r}" if domain else "no single From address to sign for"
+            return StageResult(auth={"dkim_sign": {"signed": [], "note": why}}, notes=[f"dkim-sign: {why}"])
+        scan = _Scan()
+        chunks = scan.wrap(msg.body.chunks) if self.warn else msg.body.chunks
+        values = self.signer.sign(rule.keys, headers, chunks, self.clock())
+        # Each insert at index 0 lands above the previous one: insert the last key first so the
+        # headers read in key order from the top.
+        edits = [AddHeader("DKIM-Signature", v, index=0) for v in reversed(values)]
+        warnings = self._warnings(scan, headers) if self.warn else []
+        signed = [{"domain": k.domain, "selector": k.selector, "algorithm": k.key.algorithm}
+                  for k in rule.keys]
+        notes = [f"dkim-sign d={k.domain} s={k.selector} a={k.key.algorithm}" for k in rule.keys]
+        notes += [f"dkim-sign warning: {w}" for w in warnings]
+        return StageResult(edits=edits, auth={"dkim_sign": {"signed": signed, "warnings": warnings}},
+                           notes=notes)
+
+    def _rule(self, tx: Transaction, headers: Sequence[Header]) -> tuple[Rule | None, str]:
+        domain = ""
+        for rule in self.rules:
+            if rule.identity == "envelope":
+                domain = tx.envelope.sender.rpartition("@")[2].lower().rstrip(".")
+            else:
+                domain = from_domain(headers)
+            if domain and rule.matches(domain):
+                return rule, domain
+        return None, domain
+
+    @staticmethod
+    def _warnings(scan: _Scan, headers: Sequence[Header]) -> list[str]:
+        out = []
+        if scan.eight_bit:
+            out.append("8-bit body: Postfix converts it to quoted-printable for a next hop without "
+                       "8BITMIME, breaking the signature; set disable_mime_output_conversion = yes "
+                       "(contrib/docs/dkim.md)")
+        if scan.longest > LINE_LIMIT:
+            out.append(f"a body line of {scan.longest} bytes exceeds {LINE_LIMIT}: Postfix's smtp "
+                       "client folds it, breaking the signature; set smtp_line_length_limit = 0")
+        for h in headers:
+            longest = max(len(line) for line in h.raw().split(b"\r\n"))
+            if longest > LINE_LIMIT:
+                out.append(f"header {h.name} has a line of {longest} bytes over {LINE_LIMIT}")
+        return out

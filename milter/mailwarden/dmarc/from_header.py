@@ -1,0 +1,42 @@
+"""The RFC5322.From domain DMARC evaluates: exactly one From header with exactly one address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from mailwarden.core.model import Header
+from mailwarden.core.ports import normalize_name
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorDomain:
+    domain: str = ""
+    problem: str = ""  # why there is no usable author domain
+
+
+def author_domain(headers: list[Header]) -> AuthorDomain:
+    froms = [h for h in headers if h.name.lower() == "from"]
+    if not froms:
+        return AuthorDomain(problem="no From header")
+    if len(froms) > 1:
+        return AuthorDomain(problem=f"{len(froms)} From headers")
+    value = froms[0].unfolded().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    addrs = [a for _, a in getaddresses([value]) if a]
+    if len(addrs) != 1:
+        return AuthorDomain(problem=f"{len(addrs) or 'no'} addresses in From")
+    local, at, domain = addrs[0].rpartition("@")
+    domain = domain.strip().rstrip(".")
+    if not at or not local or not _valid_domain(domain):
+        return AuthorDomain(problem="no domain in From address")
+    try:
+        return AuthorDomain(normalize_name(domain))
+    except UnicodeError:
+        return AuthorDomain(problem="From domain is not a valid domain name")
+
+
+def _valid_domain(domain: str) -> bool:
+    labels = domain.split(".")
+    return len(labels) >= 2 and all(0 < len(lb) < 64 and not lb.startswith("-") for lb in labels) and all(
+        ch.isalnum() or ch in "-_" for lb in labels for ch in lb
+    )
