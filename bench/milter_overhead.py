@@ -68,8 +68,8 @@ def main() -> None:
                     ref_rates.append(load(ref_sock, args, extra))
                     mw_rates.append(load(mw_sock, args, extra))
                 r, m = max(ref_rates), max(mw_rates)
-                print(f"{direction:8s} c={args.concurrency} n={args.messages}: trivial pymilter {r:8.0f} msg/s, "
-                      f"mailwarden {m:8.0f} msg/s, ratio {m / r:.2f}")
+                print(f"{direction:8s} c={args.concurrency} n={args.messages}: "
+                      f"trivial pymilter {r:8.0f} msg/s, mailwarden {m:8.0f} msg/s, ratio {m / r:.2f}")
         finally:
             stop(mw)
             stop(ref)
