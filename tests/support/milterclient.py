@@ -43,7 +43,8 @@ occurrence, 1-based per name), ``address``, ``params`` (str), ``reason`` (quaran
 
 :func:`apply_mods` applies modifications the way Postfix does (chgheader counts visible headers per
 name, case-insensitive; an absent occurrence is appended; insheader index 0 is above the MTA's own
-Received header, index 1 directly below it) and returns the message as the MTA would deliver it
+Received header, index 1 directly below it; indices count every header above, as delivered) and
+returns the message as the MTA would deliver it
 (CRLF line ends). :func:`parse_message` splits raw bytes into (name, value-bytes) headers and a CRLF
 body exactly as :meth:`MilterClient.send_message` sends them.
 """
@@ -184,6 +185,15 @@ def parse_socket(spec: str) -> tuple[int, object]:
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         return fam, (host, int(port))
     raise ValueError(f"bad milter socket spec {spec!r}")
+
+
+_TEST_NETS = [ipaddress.ip_network(n) for n in
+              ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+
+
+def _test_address(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    return ip.is_loopback or any(ip in net for net in _TEST_NETS)
 
 
 def _packet(cmd: bytes, data: bytes = b"") -> bytes:
@@ -387,9 +397,13 @@ class MilterClient:
 
     def conn(self, hostname: str = "localhost", family: str = "4", addr: str = "127.0.0.1",
              port: int = 40000, macros: Mapping[str, str] | None = None) -> Reply:
-        """family: "4", "6", "L" (unix) or "U" (unknown). Default macros are Postfix's."""
-        if family in ("4", "6") and not ipaddress.ip_address(addr).is_loopback:
-            raise ValueError(f"test client addresses must be loopback, not {addr!r}")
+        """family: "4", "6", "L" (unix) or "U" (unknown). Default macros are Postfix's.
+
+        addr must be loopback or in a documentation network (192.0.2.0/24, 198.51.100.0/24,
+        203.0.113.0/24, 2001:db8::/32): it is only data, but no test should name a real host.
+        """
+        if family in ("4", "6") and not _test_address(addr):
+            raise ValueError(f"test client addresses must be loopback or documentation nets, not {addr!r}")
         if family == "U":
             data = _cstr(hostname) + b"U"
         else:
@@ -479,6 +493,8 @@ class MilterClient:
         """Run one transaction; optneg/connect/helo first if this connection has not had them.
 
         connect: keyword arguments for :meth:`conn` (hostname, family, addr, port, macros).
+        connect, daemon_name and the connect/helo macros are only valid on the first message of a
+        connection (ValueError otherwise): open a new client for another connection.
         macros: extra macros per stage, e.g. ``{"connect": {...}, "mail": {...}, "eom": {...}}``.
         auth: sets ``{auth_type}=PLAIN`` and ``{auth_authen}`` at MAIL (SASL-authenticated client).
         daemon_name: ``{daemon_name}`` at connect (e.g. "ORIGINATING").
@@ -488,6 +504,9 @@ class MilterClient:
         macros = dict(macros or {})
         if not self.negotiated:
             self.optneg()
+        if self.connected and (connect or daemon_name is not None or "connect" in macros or "helo" in macros):
+            raise ValueError("connect/daemon_name/helo macros apply to a new connection only; "
+                             "this one already had CONNECT")
         if not self.connected:
             kw = dict(connect or {})
             cm = dict(kw.pop("macros", None) or {})  # type: ignore[call-overload]
@@ -547,46 +566,42 @@ def apply_mods(raw: bytes, mods: Iterable[Mod], *, leadspc: bool = True,
     """The message as Postfix would deliver it after these modifications (CRLF line ends).
 
     raw: the message as the milter saw it (without the MTA's own Received header).
-    mta_received: optional full header line(s) of the MTA's own Received header; it is kept first,
-    invisible to chgheader, and counted by insheader (index 0 above it, 1 directly below).
+    mta_received: optional header line(s) of the MTA's own Received header. Postfix always has
+    one: chgheader does not see it, while insheader indices count it and every header above it
+    (index i = position i in the delivered header block; 0 is the top). Without mta_received a
+    placeholder takes its place for the index arithmetic and is dropped from the output.
     Unmodified headers and the body are kept byte for byte.
     """
     msg = parse_message(raw)
-    # Each visible header: (name for matching, full raw line bytes without the final CRLF).
-    visible: list[tuple[str, bytes]] = [
-        (_s(n).rstrip(" \t"), n + b":" + v.replace(b"\n", b"\r\n")) for n, v in msg.headers
-    ]
-    above: list[bytes] = []
+    # The whole header block: (name for matching or None for the MTA's hidden header, raw bytes
+    # without the final CRLF).
+    block: list[tuple[str | None, bytes]] = [(None, b"")]
+    if mta_received:
+        block[0] = (None, mta_received.replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n"))
+    block += [(_s(n).rstrip(" \t"), n + b":" + v.replace(b"\n", b"\r\n")) for n, v in msg.headers]
     body = msg.body
     replaced = False
-    hidden = None
-    if mta_received:
-        hidden = mta_received.replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n")
     for m in mods:
         if m.op == "addheader":
-            visible.append((m.name, _header_line(m.name, m.value, leadspc)))
+            block.append((m.name, _header_line(m.name, m.value, leadspc)))
         elif m.op == "insheader":
-            line = _header_line(m.name, m.value, leadspc)
-            if m.index <= 0 and hidden is not None:
-                above.insert(0, line)
-            else:
-                visible.insert(min(max(m.index - 1, 0), len(visible)), (m.name, line))
+            block.insert(min(max(m.index, 0), len(block)), (m.name, _header_line(m.name, m.value, leadspc)))
         elif m.op == "chgheader":
             lname = m.name.lower()
-            pos = [i for i, (n, _) in enumerate(visible) if n.lower() == lname]
+            pos = [i for i, (n, _) in enumerate(block) if n is not None and n.lower() == lname]
             occ = m.index if m.index > 0 else 1
             if occ <= len(pos):
                 if m.is_delete:
-                    del visible[pos[occ - 1]]
+                    del block[pos[occ - 1]]
                 else:
-                    visible[pos[occ - 1]] = (m.name, _header_line(m.name, m.value, leadspc))
+                    block[pos[occ - 1]] = (m.name, _header_line(m.name, m.value, leadspc))
             elif not m.is_delete:
-                visible.append((m.name, _header_line(m.name, m.value, leadspc)))
+                block.append((m.name, _header_line(m.name, m.value, leadspc)))
         elif m.op == "replbody":
             # The new body may come in several packets: the first replaces, the rest append.
             body = body + m.body if replaced else m.body
             replaced = True
-    lines = [*above, *([hidden] if hidden is not None else []), *(line for _, line in visible)]
+    lines = [line for n, line in block if n is not None or mta_received]
     return b"".join(line + b"\r\n" for line in lines) + b"\r\n" + body
 
 

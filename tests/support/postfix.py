@@ -21,7 +21,8 @@ Helpers: ``submit(port, raw, mail_from, rcpts, auth=None) -> SubmitResult(code, 
 (never raises for SMTP errors: ``stage`` says where it ended, "data" when the message was
 accepted or refused at end of data), ``wait_delivery(rcpt=None, timeout=10)``,
 ``assert_no_delivery(rcpt, wait=0.5)``, ``queue()`` / ``hold_queue()`` (postqueue -j),
-``maillog()`` / ``wait_log(substring)``, ``postconf(**settings)`` (edit main.cf + reload).
+``maillog()`` / ``wait_log(substring)``, ``postconf(**settings)`` (edit main.cf + reload),
+``with inst.settings(**main_cf): ...`` (temporary change, restored afterwards).
 
 ``MailwardenProcess(socket_path, config=TOML_TEXT, zone_text=...)`` runs
 ``python -m mailwarden serve --socket unix:PATH --config FILE --zone FILE`` (always with a zone
@@ -34,6 +35,7 @@ and ``stop()``s with SIGTERM (SIGKILL after a few seconds). ``.log()`` gives its
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -48,9 +50,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.milterclient import MilterClient
 
@@ -87,21 +90,30 @@ class Delivery:
         head, _, body = self.data.partition(b"\r\n\r\n")
         return head + b"\r\n", body
 
+    def _mta_span(self) -> tuple[int, int] | None:
+        """Byte span of Postfix's own Received header: the first Received with "(Postfix)" in it.
+        It is usually first, but headers a milter inserted at index 0 sit above it."""
+        head = self.data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+        pos = 0
+        while pos < len(head):
+            end = head.index(b"\r\n", pos) + 2
+            while end < len(head) and head[end:end + 1] in (b" ", b"\t"):
+                end = head.index(b"\r\n", end) + 2
+            field = head[pos:end]
+            if field[:9].lower() == b"received:":
+                return (pos, end) if b"(Postfix)" in field else None
+            pos = end
+        return None
+
     def without_mta_received(self) -> bytes:
-        """The delivered bytes minus the first header if it is Postfix's own Received."""
-        lines = self.data.split(b"\r\n")
-        i = 1
-        while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-            i += 1
-        first = b"\r\n".join(lines[:i])
-        if not first.startswith(b"Received:") or b"(Postfix)" not in first:
-            return self.data
-        return b"\r\n".join(lines[i:])
+        """The delivered bytes minus Postfix's own Received header (when there is one)."""
+        span = self._mta_span()
+        return self.data if span is None else self.data[:span[0]] + self.data[span[1]:]
 
     def mta_received(self) -> bytes:
-        """Postfix's own Received header (with its folds), or b"" when the first header is not it."""
-        rest = self.without_mta_received()
-        return self.data[: len(self.data) - len(rest)] if rest is not self.data else b""
+        """Postfix's own Received header with its folds and final CRLF, or b"" if absent."""
+        span = self._mta_span()
+        return b"" if span is None else self.data[span[0]:span[1]]
 
 
 class _SinkHandler(socketserver.StreamRequestHandler):
@@ -113,7 +125,7 @@ class _SinkHandler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.reply("220 sink.ci.test ESMTP test sink")
-        mail_from, params, rcpts = "", [], []
+        mail_from, params, rcpts = "", list[str](), list[str]()
         while True:
             raw = self.rfile.readline()
             if not raw:
@@ -329,6 +341,8 @@ def submit(port: int, raw: bytes, mail_from: str, rcpts: Sequence[str],
             return SubmitResult(last[0], text(last[1]), "rcpt")
         code, msg = s.data(raw)
         return SubmitResult(code, text(msg), "data")
+    except smtplib.SMTPDataError as e:       # refused at the DATA command itself
+        return SubmitResult(e.smtp_code, text(e.smtp_error), "data")
     except smtplib.SMTPServerDisconnected as e:
         return SubmitResult(0, f"disconnected: {e}", "data")
     finally:
@@ -539,6 +553,17 @@ class PostfixInstance:
             if not os.environ.get("MW_KEEP_POSTFIX"):
                 shutil.rmtree(self.base, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def settings(self, **settings: str) -> Iterator[PostfixInstance]:
+        """Temporarily change main.cf settings (reload, ~1 s each way)."""
+        before = dict(self.main)
+        self.postconf(**settings)
+        try:
+            yield self
+        finally:
+            self.main = before
+            self.postconf()
+
     def postconf(self, **settings: str) -> None:
         """Change main.cf settings and reload (about 1 s before the new settings are live)."""
         self.main = {**self.main, **settings}
@@ -562,7 +587,7 @@ class PostfixInstance:
         queued = [q for q in self.queue() if any(r.get("address") == rcpt for r in q.get("recipients", []))]
         assert not queued, f"message to {rcpt} sits in the queue: {queued}"
 
-    def queue(self) -> list[dict[str, object]]:
+    def queue(self) -> list[dict[str, Any]]:
         """postqueue -j: one dict per queued message (queue_name, queue_id, sender, recipients...)."""
         p = self._cmd("postqueue", "-c", str(self.etc), "-j")
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
@@ -682,9 +707,21 @@ class MailwardenProcess:
             return None
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(grace)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + grace
+            while p.poll() is None and time.monotonic() < deadline:
+                # libmilter notices the stop only when its listener's poll() returns, which an idle
+                # listener does every ~5 s; a connection wakes it, so the test run does not wait.
+                try:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                        s.settimeout(0.5)
+                        s.connect(str(self.socket_path))
+                except OSError:
+                    pass
+                try:
+                    p.wait(0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+            if p.poll() is None:
                 p.kill()
                 p.wait(5)
         return p.returncode

@@ -48,6 +48,8 @@ class DmarcSection:
     with np=, psd= and t=; pct= is ignored)."""
     psl_file: str = ""
     """A public_suffix_list.dat to use instead of the copy shipped with publicsuffixlist."""
+    psl_private: bool = True
+    """Count the list's PRIVATE section (github.io, blogspot.com, ...) as public suffixes."""
     exempt_networks: tuple[str, ...] = ()
     """Client networks whose mail is never rejected or held for DMARC (results are still shown)."""
     exempt_sender_domains: tuple[str, ...] = ()

@@ -1,10 +1,38 @@
-"""[rules]: header_checks rule packs (issue 3 fills this in)."""
+"""[rules]: header_checks-compatible rule packs (rules/<class>/NN-name.pcre|.regexp)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class RulesSection:
-    pass
+    enabled: bool = True
+    """Run the rule packs at all."""
+    default_packs: bool = True
+    """Load the packs shipped in the repository's rules/ (or the --rules-dir given to the service)."""
+    dirs: tuple[str, ...] = ()
+    """More pack directories, each with the class subfolders; loaded after the default packs."""
+    timeout: float = 0.1
+    """Seconds one regex may run on one header or line; past it the rule counts as not matching."""
+    on_timeout: Literal["continue", "tempfail"] = "continue"
+    """What a regex timeout does to the message: nothing more (logged), or a 451 tempfail."""
+    body_size_limit: int = 51200
+    """body_checks look at this many bytes of each MIME part (Postfix's body_checks_size_limit)."""
+    line_length_limit: int = 2048
+    """Longer body lines are checked in pieces of this size (Postfix's line_length_limit)."""
+    reload_interval: float = 5.0
+    """Seconds between checks of the rule files' mtimes; 0 turns automatic reloading off."""
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not 0 < self.timeout <= 10:
+            problems.append(("timeout", "must be in (0, 10] seconds"))
+        if self.body_size_limit < 0:
+            problems.append(("body_size_limit", "must not be negative"))
+        if self.line_length_limit < 1:
+            problems.append(("line_length_limit", "must be positive"))
+        if self.reload_interval < 0:
+            problems.append(("reload_interval", "must not be negative"))
+        return problems

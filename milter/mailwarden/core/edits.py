@@ -39,13 +39,15 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
         case AddHeader(name=name, value=value, index=None):
             msg.headers.append(Header(name, value))
         case AddHeader(name=name, value=value, index=index) if index is not None:
-            if index <= 0 and msg.mta_header is not None:
-                msg.above.insert(0, Header(name, value))
-            elif index <= 0:
-                msg.headers.insert(0, Header(name, value))
+            # Postfix counts the index over the header block as delivered: headers already
+            # inserted above its own Received, then that Received, then the visible headers.
+            pos = max(index, 0)
+            if msg.mta_header is None:
+                msg.headers.insert(min(pos, len(msg.headers)), Header(name, value))
+            elif pos <= len(msg.above):
+                msg.above.insert(pos, Header(name, value))
             else:
-                # Index 1 is directly below the MTA's hidden header: visible position 0.
-                msg.headers.insert(min(index - 1, len(msg.headers)), Header(name, value))
+                msg.headers.insert(min(pos - len(msg.above) - 1, len(msg.headers)), Header(name, value))
         case ChangeHeader(name=name, occurrence=occ, value=value):
             pos = _position(msg.headers, name, occ)
             if pos is None:

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 _LONE_LF = re.compile(rb"(?<!\r)\n")
-_WSP_EOL = re.compile(rb"[ \t]+\r\n")
 _WSP = re.compile(rb"[ \t]+")
+_TAB_TO_SP = bytes.maketrans(b"\t", b" ")
 _FOLD = re.compile(rb"\r?\n")
 # A partial line longer than this is canonicalized up to its last non-blank byte, so a body
 # without line ends does not pile up in memory.
@@ -34,6 +34,19 @@ def simple_header(name: bytes, value: bytes) -> bytes:
 
 def canon_header(canon: str, name: bytes, value: bytes) -> bytes:
     return relaxed_header(name, value) if canon == "relaxed" else simple_header(name, value)
+
+
+def _relax_lines(data: bytes) -> bytes:
+    """Relaxed body rules on complete lines: WSP runs become one SP, none before CRLF.
+
+    Plain bytes methods rather than a regex: each is one C pass, many times faster than re.sub
+    on text with many short runs; the loop runs log2(longest run) times.
+    """
+    if b"\t" in data:
+        data = data.translate(_TAB_TO_SP)
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data.replace(b" \r\n", b"\r\n")
 
 
 def _trailing_crlf_run(data: bytes) -> int:
@@ -80,7 +93,7 @@ class BodyCanonicalizer:
             keep = len(tail.rstrip(b" \t\r"))
             head, tail = head + tail[:keep], tail[keep:]
         self._line = tail
-        return _WSP.sub(b" ", _WSP_EOL.sub(b"\r\n", head))
+        return _relax_lines(head)
 
     def _emit(self, data: bytes) -> None:
         if not data:

@@ -63,7 +63,9 @@ class _Scan:
                 if len(lines) == 1:
                     self._line += len(chunk)
                 else:
-                    self.longest = max(self.longest, self._line + len(lines[0]), *map(len, lines[1:-1]))
+                    # Complete lines end in CR (CRLF split at LF): the limit excludes the CRLF.
+                    self.longest = max(self.longest, self._line + len(lines[0]) - 1,
+                                       *(len(line) - 1 for line in lines[1:-1]))
                     self._line = len(lines[-1])
                 yield chunk
             self.longest = max(self.longest, self._line)

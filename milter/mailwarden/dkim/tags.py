@@ -17,8 +17,9 @@ class TagError(ValueError):
     """A tag list that cannot be used; the message is the reason shown in results."""
 
 
-def parse_tags(value: bytes) -> dict[str, bytes]:
-    """Tags by name, values with surrounding whitespace removed. Duplicates are an error."""
+def parse_tags(value: bytes, lenient: bool = False) -> dict[str, bytes]:
+    """Tags by name, values with surrounding whitespace removed. Duplicates are an error
+    (lenient: the first wins, and malformed parts are skipped)."""
     tags: dict[str, bytes] = {}
     for part in value.split(b";"):
         if not part.strip(b" \t\r\n"):
@@ -26,9 +27,13 @@ def parse_tags(value: bytes) -> dict[str, bytes]:
         name, eq, val = part.partition(b"=")
         name = name.strip(b" \t\r\n")
         if not eq or not _TAG_NAME.match(name):
+            if lenient:
+                continue
             raise TagError(f"malformed tag {part.strip()[:30]!r}")
         key = name.decode("ascii")
         if key in tags:
+            if lenient:
+                continue
             raise TagError(f"duplicate tag {key}=")
         tags[key] = val.strip(b" \t\r\n")
     return tags

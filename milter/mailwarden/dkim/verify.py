@@ -157,10 +157,7 @@ def _with(base: DkimResult, result: str, reason: str, bits: int | None = None) -
 
 def _unparsed(raw: bytes, result: str, reason: str) -> DkimResult:
     """A result for a signature we could not parse, with whatever tags could be read."""
-    try:
-        tags = parse_tags(raw)
-    except TagError:
-        tags = {}
+    tags = parse_tags(raw, lenient=True)
 
     def tag(name: str) -> str:
         return "".join(tags.get(name, b"").decode("ascii", "replace").split())

@@ -116,7 +116,7 @@ def dkim_clause(sig: DkimResult) -> AuthenticationResult:
 
 def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
     comment = " ".join(
-        f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.upper())) if v
+        f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition)) if v
     )
     clause = DMARCAuthenticationResult(
         result=dmarc.result, result_comment=comment or None, header_from=dmarc.domain or None

@@ -7,19 +7,20 @@ rule is skipped with a warning, and so are we; `Problem` records why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
+from typing import Any
 
 from mailwarden.rules.replace import Replacement, ReplacementError, prescan
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     PCRE = "pcre"
     REGEXP = "regexp"
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     MATCH = "match"
     IF = "if"
     ENDIF = "endif"
@@ -62,6 +63,22 @@ class RuleSpec:
     """regexp tables only: the obsolete `/pat1/!/pat2/` second pattern."""
     replacement: Replacement | None = None
     result_text: bytes = b""
+    code: Any = None
+    """The compiled pattern (whatever the `Compiler` returned)."""
+    code2: Any = None
+
+
+class CompileError(Exception):
+    """Raised by a `Compiler`: the rule is skipped, reported at `column` (0: the pattern's start)."""
+
+    def __init__(self, reason: str, column: int = 0) -> None:
+        self.reason = reason
+        self.column = column
+        super().__init__(reason)
+
+
+Compiler = Callable[[Kind, Pattern, int], Any]
+"""(table kind, pattern, highest $n used) -> compiled pattern, or raise CompileError."""
 
 
 @dataclass(slots=True)
@@ -112,15 +129,14 @@ def _finish(first: int, buf: bytes) -> tuple[int, bytes] | tuple[int, None]:
     return first, buf.rstrip(_SPACE)
 
 
-def parse_table(path: str, data: bytes, kind: Kind) -> ParsedTable:
+def parse_table(path: str, data: bytes, kind: Kind, compiler: Compiler) -> ParsedTable:
     table = ParsedTable(path, kind)
     nesting = 0
-    label = f"{kind.value} map {path}"
     for line, text in logical_lines(data):
         if text is None:
             table.problems.append(Problem(path, line, 1, "logical line must not start with whitespace"))
             continue
-        parser = _RuleParser(table, label, line, text)
+        parser = _RuleParser(table, line, text, compiler)
         rule = parser.parse(nesting)
         if rule is None:
             continue
@@ -151,9 +167,9 @@ def _isalnum(b: int) -> bool:
 
 
 class _RuleParser:
-    def __init__(self, table: ParsedTable, label: str, line: int, text: bytes) -> None:
+    def __init__(self, table: ParsedTable, line: int, text: bytes, compiler: Compiler) -> None:
         self.table = table
-        self.label = label
+        self.compiler = compiler
         self.line = line
         self.text = text
         self.pos = 0
@@ -180,7 +196,10 @@ class _RuleParser:
             if self.pos < len(text):
                 extra = text[self.pos :].decode("utf-8", "replace")
                 self.problem(f'ignoring extra text after IF statement: "{extra}"', skipped=False)
-            return RuleSpec(Op.IF, self.line, pattern)
+            code = self.compile(pattern, 0)
+            if code is None:
+                return None
+            return RuleSpec(Op.IF, self.line, pattern, code=code)
         if text[:5].lower() == b"endif" and (len(text) == 5 or not _isalnum(text[5])):
             if nesting == 0:
                 self.problem("ignoring ENDIF without matching IF", 1)
@@ -218,12 +237,25 @@ class _RuleParser:
                 self.problem(reason, self.pos + 1 + exc.offset, skipped=False)
             self.problem("bad replacement syntax: skipping this rule", self.pos + 1 + exc.offset)
             return None
-        if replacement.max_sub > 0 and not pattern.negate:
-            pass
-        elif replacement.max_sub > 0:
-            self.problem("$number found in negative match replacement text: skipping this rule")
+        if replacement.max_sub > 0 and pattern.negate:
+            self.problem("$number found in negative match replacement text: skipping this rule", 1)
             return None
-        return RuleSpec(Op.MATCH, self.line, pattern, second, replacement, result)
+        code = self.compile(pattern, replacement.max_sub)
+        if code is None:
+            return None
+        code2 = None
+        if second is not None:
+            code2 = self.compile(second, 0)
+            if code2 is None:
+                return None
+        return RuleSpec(Op.MATCH, self.line, pattern, second, replacement, result, code, code2)
+
+    def compile(self, pattern: Pattern, max_sub: int) -> Any:
+        try:
+            return self.compiler(self.table.kind, pattern, max_sub)
+        except CompileError as exc:
+            self.problem(exc.reason, pattern.column + exc.column)
+            return None
 
     def get_pattern(self) -> Pattern | None:
         text, n = self.text, len(self.text)
@@ -263,14 +295,14 @@ class _RuleParser:
         flag_start = self.pos
         allowed = PCRE_FLAGS if self.table.kind is Kind.PCRE else REGEXP_FLAGS
         while self.pos < n and text[self.pos] not in _SPACE:
-            c = chr(text[self.pos])
-            if self.table.kind is Kind.REGEXP and c == "!":
+            flag = chr(text[self.pos])
+            if self.table.kind is Kind.REGEXP and flag == "!":
                 break
-            if c not in allowed:
-                self.problem(f'unknown regexp option "{c}": skipping this rule')
+            if flag not in allowed:
+                self.problem(f'unknown regexp option "{flag}": skipping this rule')
                 return None
-            if c == "X":
-                self.problem(f'ignoring obsolete regexp option "{c}"', skipped=False)
+            if flag == "X":
+                self.problem(f'ignoring obsolete regexp option "{flag}"', skipped=False)
             self.pos += 1
         flags = text[flag_start : self.pos].decode("ascii")
         return Pattern(source, flags, negate, start + 1)

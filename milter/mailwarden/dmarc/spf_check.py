@@ -1,0 +1,72 @@
+"""SPF (RFC 7208) for inbound mail at MAIL FROM: the MAIL FROM identity, and HELO.
+
+RFC 7208 section 2.3 lets the HELO identity be checked on its own; section 2.4 uses it in place
+of MAIL FROM for the null sender (bounces). The result feeds DMARC and the A-R header; rejecting
+on fail is optional (550 5.7.23, RFC 7372) so that by default DMARC alone decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailwarden.core.auth import SPF_FACT, SPF_HELO_FACT, SpfResult
+from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.model import Direction, Transaction
+from mailwarden.core.pipeline import Phase
+from mailwarden.core.ports import Resolver
+from mailwarden.dmarc.spf_query import check_spf
+
+
+@dataclass(slots=True)
+class SpfCheck:
+    resolver: Resolver
+    check_helo: bool = True
+    reject_on_fail: bool = False
+    reject_helo_fail: bool = False
+    lookup_time: float = 20.0
+    name: str = "spf"
+    phase: Phase = Phase.ENVELOPE
+
+    def applies(self, tx: Transaction) -> bool:
+        return tx.direction is Direction.INBOUND
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        conn = tx.connection
+        ip = conn.client_ip.strip("[]").removeprefix("IPv6:")
+        if not ip:
+            return StageResult(notes=("spf: no client address, not checked",))
+        sender = tx.envelope.sender
+        helo_result: SpfResult | None = None
+        if self.check_helo or not sender:
+            helo_result = check_spf(self.resolver, ip, "", conn.helo, "helo", self.lookup_time)
+        if sender:
+            result = check_spf(self.resolver, ip, sender, conn.helo, "mailfrom", self.lookup_time)
+        else:
+            assert helo_result is not None
+            result = helo_result
+        facts: dict[str, SpfResult] = {SPF_FACT: result}
+        auth = {"spf": _json(result)}
+        if helo_result is not None:
+            facts[SPF_HELO_FACT] = helo_result
+            auth["spf_helo"] = _json(helo_result)
+        verdict = None
+        if self.reject_helo_fail and helo_result is not None and helo_result.result == "fail":
+            verdict = _reject(helo_result)
+        elif self.reject_on_fail and result.result == "fail":
+            verdict = _reject(result)
+        note = f"spf={result.result} {result.identity}={result.domain} ip={ip}"
+        return StageResult(verdict=verdict, facts=facts, auth=auth, notes=(note,))
+
+
+def _json(result: SpfResult) -> dict[str, str | None]:
+    return {"result": result.result, "domain": result.domain, "identity": result.identity,
+            "explanation": result.explanation or None}
+
+
+def _reject(result: SpfResult) -> Verdict:
+    # The explanation may come from the sender's exp= record: keep it short, printable ASCII.
+    why = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in result.explanation)[:200]
+    text = f"SPF validation failed for {result.domain}" + (f": {why}" if why else "")
+    return Verdict.reject("550", "5.7.23", text)
+
+

@@ -1,0 +1,341 @@
+"""Compiled tables of one class, searched first-match-wins exactly as Postfix searches them.
+
+Postfix tries every rule in order. With thousands of rules that is thousands of regex runs per
+header, so each rule gets a required literal (a run of characters every match must contain) and
+the rarest 3-byte piece of it indexes the rule. A header then only runs the rules whose piece it
+contains, plus the few rules without one (negated, alternations, verbose patterns), still in
+table order, so the first match is the one Postfix would find.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import regex
+
+from mailwarden.rules.replace import Replacement
+from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern
+from mailwarden.rules.translate import Translated, Unsupported, translate_pcre, translate_posix
+
+LOG = logging.getLogger("mailwarden.rules")
+GRAM = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One compiled pattern: the regex, how to run it, and its prefilter literals."""
+
+    regex: Any
+    anchored: bool
+    literals: tuple[bytes, ...]
+
+
+def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
+    """The `Compiler` for table.parse_table: translate, compile, check $n against the groups."""
+    try:
+        if kind is Kind.PCRE:
+            tr = translate_pcre(pattern.source, pattern.flags)
+        else:
+            tr = translate_posix(pattern.source, pattern.flags, max_sub > 0)
+    except Unsupported as exc:
+        reason = f"not supported by mailwarden: {exc.reason}: skipping this rule"
+        raise CompileError(reason, exc.offset) from None
+    try:
+        compiled = regex.compile(tr.pattern, tr.flags)
+    except (regex.error, OverflowError, ValueError, RecursionError) as exc:
+        pos = getattr(exc, "pos", None)
+        raise CompileError(f"error in regex: {exc}: skipping this rule", pos or 0) from None
+    if max_sub > compiled.groups:
+        raise CompileError(f'out of range replacement index "{max_sub}": skipping this rule')
+    literals = () if pattern.negate else required_literals(tr)
+    return Code(compiled, tr.anchored, literals)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A match rule or an IF, flattened; `scope` lists the indices of the IFs around it."""
+
+    index: int
+    op: Op
+    path: str
+    line: int
+    negate: bool
+    code: Code
+    code2: Code | None
+    negate2: bool
+    replacement: Replacement | None
+    result_text: bytes
+    scope: tuple[int, ...]
+    guard: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    rule: Rule
+    result: bytes
+
+
+class RuleTimeout(Exception):
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        super().__init__(f"{rule.path}:{rule.line}: regex timeout")
+
+
+class Matcher:
+    """All tables of one class, in load order."""
+
+    def __init__(
+        self,
+        tables: Sequence[ParsedTable],
+        timeout: float = 0.1,
+    ) -> None:
+        self.timeout = timeout
+        rules: list[Rule] = []
+        raw: list[tuple[Any, ...]] = []
+        for table in tables:
+            stack: list[int] = []
+            for spec in table.rules:
+                if spec.op is Op.ENDIF:
+                    stack.pop()
+                    continue
+                assert spec.pattern is not None
+                idx = len(raw)
+                raw.append((table.path, spec, tuple(stack)))
+                if spec.op is Op.IF:
+                    stack.append(idx)
+        counts: dict[bytes, int] = {}
+        for _, spec, _ in raw:
+            for g in {lit[i : i + GRAM] for lit in spec.code.literals for i in range(len(lit) - GRAM + 1)}:
+                counts[g] = counts.get(g, 0) + 1
+        index: dict[bytes, list[int]] = {}
+        always: list[int] = []
+        for idx, (path, spec, scope) in enumerate(raw):
+            best: tuple[int, bytes, bytes] | None = None
+            for lit in spec.code.literals:
+                for i in range(len(lit) - GRAM + 1):
+                    g = lit[i : i + GRAM]
+                    cand = (counts[g], g, lit)
+                    if best is None or cand[0] < best[0]:
+                        best = cand
+            guard = b""
+            if best is not None:
+                index.setdefault(best[1], []).append(idx)
+                guard = best[2]
+            elif spec.op is Op.MATCH:
+                always.append(idx)
+            second = spec.second
+            rules.append(
+                Rule(
+                    idx,
+                    spec.op,
+                    path,
+                    spec.line,
+                    spec.pattern.negate,
+                    spec.code,
+                    spec.code2,
+                    second.negate if second is not None else False,
+                    spec.replacement,
+                    spec.result_text,
+                    scope,
+                    guard,
+                )
+            )
+        self.rules = tuple(rules)
+        match_index = {g: tuple(i for i in ids if rules[i].op is Op.MATCH) for g, ids in index.items()}
+        self._match_index = {g: ids for g, ids in match_index.items() if ids}
+        self.always = tuple(always)
+        self.gram_keys = frozenset(self._match_index)
+
+    def __len__(self) -> int:
+        return sum(1 for r in self.rules if r.op is Op.MATCH)
+
+    def candidates(self, lowered: bytes) -> list[int]:
+        keys = self.gram_keys
+        if len(lowered) < GRAM or not keys:
+            return list(self.always)
+        present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
+        hits = keys & present if len(present) < len(keys) else present & keys
+        if not hits:
+            return list(self.always)
+        ids: list[int] = list(self.always)
+        for g in hits:
+            ids.extend(self._match_index[g])
+        ids.sort()
+        return ids
+
+    def lookup(self, text: bytes, timeouts: list[Rule] | None = None) -> Hit | None:
+        """The first rule matching `text` and its result with $n substituted, or None.
+
+        A rule whose regex times out counts as not matching and is appended to `timeouts`.
+        """
+        if not self.rules:
+            return None
+        lowered = text.lower()
+        ifs: dict[int, bool] = {}
+        for idx in self.candidates(lowered):
+            rule = self.rules[idx]
+            if rule.scope and not all(self._if_true(s, text, lowered, ifs, timeouts) for s in rule.scope):
+                continue
+            if rule.guard and rule.guard not in lowered:
+                continue
+            m = self._run(rule, rule.code, text, timeouts)
+            if (m is not None) == rule.negate:
+                continue
+            if rule.code2 is not None and (
+                self._run(rule, rule.code2, text, timeouts) is not None
+            ) == rule.negate2:
+                continue
+            assert rule.replacement is not None
+            literal = rule.replacement.literal
+            if literal is not None:
+                return Hit(rule, literal)
+            assert m is not None
+            return Hit(rule, rule.replacement.expand(m.group))
+        return None
+
+    def _if_true(
+        self, idx: int, text: bytes, lowered: bytes, cache: dict[int, bool], timeouts: list[Rule] | None
+    ) -> bool:
+        known = cache.get(idx)
+        if known is not None:
+            return known
+        rule = self.rules[idx]
+        if rule.scope and not all(self._if_true(s, text, lowered, cache, timeouts) for s in rule.scope):
+            result = False
+        elif rule.guard and rule.guard not in lowered:
+            result = rule.negate
+        else:
+            result = (self._run(rule, rule.code, text, timeouts) is not None) != rule.negate
+        cache[idx] = result
+        return result
+
+    def _run(self, rule: Rule, code: Code, text: bytes, timeouts: list[Rule] | None) -> Any:
+        try:
+            if code.anchored:
+                return code.regex.match(text, timeout=self.timeout, concurrent=True)
+            return code.regex.search(text, timeout=self.timeout, concurrent=True)
+        except TimeoutError:
+            if timeouts is not None:
+                timeouts.append(rule)
+            LOG.warning("%s, line %d: regex timeout after %.3fs", rule.path, rule.line, self.timeout)
+            return None
+
+
+def required_literals(tr: Translated) -> tuple[bytes, ...]:
+    """Runs of bytes every match must contain (lowercased), from a translated pattern; () if unsure."""
+    if not tr.literal_safe:
+        return ()
+    p = tr.pattern
+    runs: list[bytes] = []
+    cur = bytearray()
+    last_literal = False
+    i, n = 0, len(p)
+
+    def flush() -> None:
+        if cur:
+            runs.append(bytes(cur).lower())
+            cur.clear()
+
+    while i < n:
+        c = p[i]
+        if c == 0x5C:
+            e = p[i + 1] if i + 1 < n else 0
+            if e and not (48 <= e <= 57 or 65 <= e <= 90 or 97 <= e <= 122):
+                cur.append(e)
+                last_literal = True
+                i += 2
+                continue
+            flush()
+            last_literal = False
+            i += 4 if e == 0x78 else 2
+            continue
+        if c == 0x5B:
+            flush()
+            last_literal = False
+            i = _skip_class(p, i)
+            continue
+        if c == 0x28:
+            flush()
+            last_literal = False
+            i = _skip_group(p, i)
+            if i < 0:
+                return ()
+            continue
+        if c == 0x7C:
+            return ()
+        if c in b"*?{":
+            if c == 0x7B and regex.match(rb"\{[1-9]", p[i:]) is not None:
+                flush()
+            elif last_literal and cur:
+                cur.pop()
+                flush()
+            else:
+                flush()
+            last_literal = False
+            if c == 0x7B:
+                close = p.find(b"}", i)
+                i = n if close < 0 else close + 1
+            else:
+                i += 1
+            continue
+        if c == 0x2B:
+            flush()
+            last_literal = False
+            i += 1
+            continue
+        if c in b".^$":
+            flush()
+            last_literal = False
+            i += 1
+            continue
+        cur.append(c)
+        last_literal = True
+        i += 1
+    flush()
+    return tuple(r for r in runs if len(r) >= GRAM)
+
+
+def _skip_class(p: bytes, i: int) -> int:
+    n = len(p)
+    i += 1
+    if p[i : i + 1] == b"^":
+        i += 1
+    if p[i : i + 1] == b"]":
+        i += 1
+    while i < n:
+        if p[i] == 0x5C:
+            i += 2
+            continue
+        if p[i] == 0x5B and p[i + 1 : i + 2] == b":":
+            close = p.find(b":]", i + 2)
+            if close > 0:
+                i = close + 2
+                continue
+        if p[i] == 0x5D:
+            return i + 1
+        i += 1
+    return n
+
+
+def _skip_group(p: bytes, i: int) -> int:
+    depth = 0
+    n = len(p)
+    while i < n:
+        c = p[i]
+        if c == 0x5C:
+            i += 2
+            continue
+        if c == 0x5B:
+            i = _skip_class(p, i)
+            continue
+        if c == 0x28:
+            depth += 1
+        elif c == 0x29:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1

@@ -1,0 +1,215 @@
+"""One message's walk through the rule classes: matches become verdicts, edits, log lines, report.
+
+The stages feed a Session header by header (or body line by line) in message order. Header edits
+are computed against a running copy of the visible headers, because the pipeline applies each
+edit to the state the previous one left: a delete renumbers the later headers of that name, and a
+prepended header shifts positions and, if it shares the name, occurrences too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailwarden.core.decisions import (
+    ACCEPT,
+    DISCARD,
+    AddHeader,
+    AddRecipient,
+    ChangeHeader,
+    DeleteHeader,
+    DeleteRecipient,
+    Edit,
+    Verdict,
+)
+from mailwarden.core.model import Header, Transaction
+from mailwarden.rules.actions import OUTBOUND_OK, Action, Kw, parse_action, reject_reply, split_header
+from mailwarden.rules.loader import RuleSet
+from mailwarden.rules.matcher import Hit, Rule
+
+PENDING_FACT = "rules.pending"
+SET_FACT = "rules.set"
+
+
+@dataclass
+class Pending:
+    """What the whole message gets once every class has run (HOLD, REDIRECT, PASS keep searching)."""
+
+    hold: str | None = None
+    redirect: str | None = None
+    passed: bool = False
+    bcc: list[str] = field(default_factory=list)
+    timeouts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    tx: Transaction
+    rules: RuleSet
+    pending: Pending
+    outbound: bool = False
+    headers: list[Header] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    report: list[dict[str, Any]] = field(default_factory=list)
+    verdict: Verdict | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.verdict is not None or self.pending.passed
+
+    def lookup(self, klass: str, text: bytes) -> Hit | None:
+        timeouts: list[Rule] = []
+        hit = self.rules.matcher(klass).lookup(text, timeouts)
+        for rule in timeouts:
+            self.pending.timeouts.append(f"{rule.path}:{rule.line}")
+            self.notes.append(f"rules: {rule.path}, line {rule.line}: regex timeout: counted as no match")
+        return hit
+
+    def check_header(self, klass: str, pos: int | None) -> int:
+        """Check the header at visible position `pos` of the running copy (None: not editable).
+
+        Returns how far the caller's position moves (PREPEND inserts, IGNORE deletes).
+        """
+        assert pos is not None
+        header = self.headers[pos]
+        hit = self.lookup(klass, header.text().encode("utf-8", "surrogateescape"))
+        if hit is None:
+            return 1
+        return self._act(klass, hit, header.text(), pos)
+
+    def check_text(self, klass: str, text: bytes, what: str) -> None:
+        """A header or line that cannot be edited (MIME part headers, body lines)."""
+        hit = self.lookup(klass, text)
+        if hit is not None:
+            self._act(klass, hit, text.decode("utf-8", "surrogateescape"), None, what)
+
+    def _act(self, klass: str, hit: Hit, shown: str, pos: int | None, what: str = "header") -> int:
+        result = hit.result.decode("utf-8", "surrogateescape")
+        action = parse_action(result)
+        self.report.append(
+            {
+                "file": hit.rule.path,
+                "line": hit.rule.line,
+                "class": klass,
+                "header": shown.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                "action": result,
+            }
+        )
+        if self.outbound and action.kw not in OUTBOUND_OK:
+            self.log("warning", what, shown, f"unsupported command in {klass}: {action.kw.value}")
+            return 1
+        return self._apply(action, shown, pos, what)
+
+    def _apply(self, action: Action, shown: str, pos: int | None, what: str) -> int:
+        kw, text = action.kw, action.text
+        if kw in (Kw.DUNNO, Kw.OK):
+            return 1
+        if kw is Kw.REJECT:
+            code, dsn, reply = reject_reply(text)
+            self.log("reject", what, shown, f"{dsn} {reply}")
+            if code.startswith("4"):
+                self.verdict = Verdict.tempfail(reply, code=code, dsn=dsn)
+            else:
+                self.verdict = Verdict.reject(code, dsn, reply)
+            return 1
+        if kw is Kw.DISCARD:
+            self.log("discard", what, shown, text)
+            self.verdict = DISCARD
+            return 1
+        if kw is Kw.HOLD:
+            if self.pending.hold is None:
+                self.log("hold", what, shown, text)
+                self.pending.hold = text or "held by header_checks"
+            return 1
+        if kw in (Kw.WARN, Kw.INFO):
+            self.log("warning" if kw is Kw.WARN else "info", what, shown, text)
+            return 1
+        if kw is Kw.PASS:
+            self.log("pass", what, shown, text)
+            self.pending.passed = True
+            return 1
+        if kw is Kw.FILTER:
+            self.log("warning", what, shown, "FILTER has no milter equivalent: ignored")
+            return 1
+        if kw is Kw.BCC:
+            if "@" not in text:
+                self.log("warning", what, shown, f"bad BCC address: {text}")
+                return 1
+            self.log("bcc", what, shown, text)
+            if text not in self.tx.envelope.rcpts and text not in self.pending.bcc:
+                self.pending.bcc.append(text)
+                self.edits.append(AddRecipient(f"<{text}>"))
+            return 1
+        if kw is Kw.REDIRECT:
+            if "@" not in text:
+                self.log("warning", what, shown, f"bad REDIRECT address: {text}")
+                return 1
+            self.log("redirect", what, shown, text)
+            self.pending.redirect = text
+            return 1
+        if kw is Kw.UNKNOWN:
+            self.log("warning", what, shown, f"unknown command in header_checks map: {text[:60]}")
+            return 1
+        # Header edits: only a top-level header can be edited from a milter.
+        if pos is None:
+            self.log("warning", what, shown, f"{kw.value} of a MIME part header is not possible in a milter")
+            return 1
+        header = self.headers[pos]
+        if kw in (Kw.IGNORE, Kw.STRIP):
+            if kw is Kw.STRIP:
+                self.log("strip", what, shown, text)
+            self.edits.append(DeleteHeader(header.name, self._occurrence(pos)))
+            del self.headers[pos]
+            return 0
+        parts = split_header(text)
+        if parts is None:
+            self.log("warning", what, shown, f"bad {kw.value} header text: {text[:60]}")
+            return 1
+        name, value = parts
+        new = Header(name, value)
+        if kw is Kw.REPLACE:
+            self.log("replace", what, shown, text)
+            if name == header.name:
+                self.edits.append(ChangeHeader(name, self._occurrence(pos), value))
+            else:
+                self.edits.append(DeleteHeader(header.name, self._occurrence(pos)))
+                self.edits.append(AddHeader(name, value, pos + 1))
+            self.headers[pos] = new
+            return 1
+        # PREPEND: directly above this header; insheader index counts the MTA's hidden Received.
+        self.log("prepend", what, shown, text)
+        self.edits.append(AddHeader(name, value, pos + 1))
+        self.headers.insert(pos, new)
+        return 2
+
+    def _occurrence(self, pos: int) -> int:
+        lname = self.headers[pos].name.lower()
+        return 1 + sum(1 for h in self.headers[:pos] if h.name.lower() == lname)
+
+    def log(self, action: str, what: str, shown: str, text: str) -> None:
+        """A log line in cleanup_act_log()'s form."""
+        tx = self.tx
+        conn = tx.connection
+        qid = tx.envelope.queue_id or "NOQUEUE"
+        rcpt = tx.envelope.rcpts[0] if tx.envelope.rcpts else ""
+        line = (
+            f"{qid}: {action}: {what} {shown[:200]} from {conn.client_name or 'unknown'}[{conn.client_ip}];"
+            f" from=<{tx.envelope.sender}> to=<{rcpt.strip('<>')}> proto=ESMTP helo=<{conn.helo}>"
+        )
+        self.notes.append(f"{line}: {text}" if text else line)
+
+
+def finish(tx: Transaction, pending: Pending) -> tuple[Verdict | None, list[Edit]]:
+    """The message-wide effects, once no class can reject any more."""
+    edits: list[Edit] = []
+    if pending.redirect is not None:
+        target = pending.redirect
+        for rcpt in tx.envelope.rcpts:
+            edits.append(DeleteRecipient(rcpt))
+        edits.append(AddRecipient(f"<{target}>"))
+    if pending.hold is not None:
+        return Verdict.quarantine(pending.hold), edits
+    if pending.passed:
+        return ACCEPT, edits
+    return None, edits
