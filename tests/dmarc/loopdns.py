@@ -8,6 +8,7 @@ namespace whose /etc/resolv.conf names this address: see `resolv_wrapper`.
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -26,15 +27,27 @@ from mailwarden.resolver.static import StaticZone
 
 
 class LoopbackDns:
-    def __init__(self, zone: StaticZone, address: str = "127.0.53.1") -> None:
+    def __init__(self, zone: StaticZone, address: str | None = None) -> None:
         self.zone = zone
-        self.address = address
         self.queries: list[tuple[str, str]] = []
-        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._udp.bind((address, 53))
-        self._tcp.bind((address, 53))
+        # Port 53 is fixed (resolv.conf has no port), so parallel runs each take their own
+        # loopback address out of 127.53.0.0/16.
+        for _ in range(20):
+            self.address = address or f"127.53.{random.randint(0, 255)}.{random.randint(1, 254)}"
+            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self._udp.bind((self.address, 53))
+                self._tcp.bind((self.address, 53))
+                break
+            except OSError:
+                self._udp.close()
+                self._tcp.close()
+                if address:
+                    raise
+        else:
+            raise OSError("no free loopback address for the test DNS server")
         self._tcp.listen(16)
         self._stop = False
         self._threads = [threading.Thread(target=self._serve_udp, daemon=True),

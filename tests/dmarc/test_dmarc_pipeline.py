@@ -234,3 +234,22 @@ def test_real_dkim_signature_through_the_verify_stage(tmp_path):
     value = ar_headers(tx)[0].value.replace("\n\t  ", " ").replace("\n\t", " ").replace('"', "")
     assert "dkim=pass header.d=mail.reject.example" in value and "header.s=sel" in value
     assert f"header.b={b_value[:8]}" in value
+
+
+def test_hostile_from_headers_never_raise():
+    weird = [
+        "From: <>", "From: undisclosed-recipients:;", "From: a@[192.0.2.1]", "From: a@",
+        "From: \"x@reject.example\" <>", "From: a@b\udcff.example", "From: a@\u00e9\u0301.example",
+        "From: (comment) a@reject.example (x)", "From: a@" + "x" * 300 + ".example",
+        "From: =?utf-8?q?a?= <a@reject.example>", "From: group: a@reject.example, b@none.example;",
+        "From:\n\ta@reject.example",
+    ]
+    for header in weird:
+        _, out = run(headers=header, ip="192.0.2.5", mail_from="<>", helo="h.example")
+        assert not out.facts.get("errors"), (header, out.notes)
+        assert out.auth["dmarc"]["result"] in ("pass", "fail", "none", "permerror", "temperror"), header
+
+
+def test_idn_from_domain_is_looked_up_as_a_label():
+    _, out = run(headers="From: a@b\u00fccher.example", ip="203.0.113.9")
+    assert out.auth["dmarc"]["domain"] == "xn--bcher-kva.example"

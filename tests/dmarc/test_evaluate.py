@@ -154,10 +154,32 @@ def test_tree_walk_psd_and_org_domain():
     assert e.evaluate("brand.psd.example", (dk("deep.brand.psd.example"),), None).dkim_aligned == "pass"
 
 
-def test_tree_walk_first_record_is_policy_highest_is_org():
+def test_tree_walk_policy_of_the_org_domain_not_the_nearest_record():
+    # RFC 9989 4.10.1: author domain, else Organizational Domain (the highest record, 4.10.2).
     d = discover_walk(ZONE, "x.a.b.walk.example")
     assert (d.policy_domain, d.org_domain, d.record.p if d.record else None) == (
-        "b.walk.example", "walk.example", "none")
+        "walk.example", "walk.example", "reject")
+
+
+def test_tree_walk_org_domain_record_beats_the_psd():
+    d = discover_walk(ZONE, "x.own.psd.example")
+    assert (d.policy_domain, d.org_domain) == ("own.psd.example", "own.psd.example")
+    r = ev(tree_walk=True).evaluate("x.own.psd.example", NOTHING, None)
+    assert (r.policy, r.disposition) == ("none", "none")
+
+
+def test_tree_walk_psd_at_the_author_domain_is_not_a_boundary():
+    d = discover_walk(ZONE, "selfpsd.example")
+    assert (d.policy_domain, d.org_domain, d.record.p if d.record else None) == (
+        "selfpsd.example", "selfpsd.example", "quarantine")
+
+
+def test_rfc9989_missing_p_is_none_and_bad_np_is_unusable():
+    assert ev().evaluate("nop.example", NOTHING, None).result == "permerror"
+    r = ev(tree_walk=True).evaluate("nop.example", NOTHING, None)
+    assert (r.result, r.policy) == ("fail", "none")
+    assert ev().evaluate("badnp.example", NOTHING, None).policy == "reject"  # 7489: np unknown, ignored
+    assert ev(tree_walk=True).evaluate("badnp.example", NOTHING, None).result == "permerror"
 
 
 def test_tree_walk_finds_policy_under_a_public_suffix_listed_name():

@@ -74,3 +74,14 @@ def test_is_dmarc(text, expected):
 def test_not_dmarc_raises():
     with pytest.raises(RecordError):
         parse("v=spf1 -all")
+
+
+def test_rfc9989_rules():
+    assert parse("v=DMARC1", bis=True).p == "none"
+    assert parse("v=DMARC1; sp=reject", bis=True).subdomain_policy() == "reject"
+    with pytest.raises(RecordError):
+        parse("v=DMARC1; p=reject; np=maybe", bis=True)
+    assert parse("v=DMARC1; p=reject; np=maybe; rua=mailto:a@b.example", bis=True).p == "none"
+    assert parse("v=DMARC1; p=reject; np=maybe").np == ""  # RFC 7489 knows no np: ignored
+    with pytest.raises(RecordError):
+        parse("v=DMARC1; p=junk", bis=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, PolicySection, StripSection
 from mailwarden.config.dkim import DkimSection
-from mailwarden.config.dmarc import DmarcSection, SpfSection
+from mailwarden.config.dmarc import AuthresSection, DmarcSection, SpfSection
 from mailwarden.config.loader import build
 from mailwarden.config.rules import RulesSection
 from mailwarden.errors import ConfigError
@@ -25,6 +25,7 @@ class Config:
     dkim: DkimSection = field(default_factory=DkimSection)
     spf: SpfSection = field(default_factory=SpfSection)
     dmarc: DmarcSection = field(default_factory=DmarcSection)
+    authres: AuthresSection = field(default_factory=AuthresSection)
     source: str = field(default="(embedded defaults)", metadata={"internal": True})
 
 

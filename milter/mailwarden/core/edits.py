@@ -41,13 +41,13 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
         case AddHeader(name=name, value=value, index=index) if index is not None:
             # Postfix counts the index over the header block as delivered: headers already
             # inserted above its own Received, then that Received, then the visible headers.
-            pos = max(index, 0)
-            if msg.mta_header is None:
-                msg.headers.insert(min(pos, len(msg.headers)), Header(name, value))
-            elif pos <= len(msg.above):
-                msg.above.insert(pos, Header(name, value))
+            # Without an MTA header (dry-run of a fresh message) the same positions hold: the
+            # milter's MTA would still add its own Received there.
+            at = max(index, 0)
+            if at <= len(msg.above):
+                msg.above.insert(at, Header(name, value))
             else:
-                msg.headers.insert(min(pos - len(msg.above) - 1, len(msg.headers)), Header(name, value))
+                msg.headers.insert(min(at - len(msg.above) - 1, len(msg.headers)), Header(name, value))
         case ChangeHeader(name=name, occurrence=occ, value=value):
             pos = _position(msg.headers, name, occ)
             if pos is None:

@@ -65,9 +65,12 @@ def _trailing_crlf_run(data: bytes) -> int:
 class BodyCanonicalizer:
     """Feeds the canonical form of a body, chunk by chunk, to `sinks` (objects with update())."""
 
-    def __init__(self, relaxed: bool, sinks: list[Any]) -> None:
+    def __init__(self, relaxed: bool, sinks: list[Any], fix_lf: bool = True) -> None:
         self.relaxed = relaxed
         self.sinks = sinks
+        # Postfix hands milters CRLF bodies (and core.wire converts files to CRLF), so the stages
+        # skip the bare-LF check: it costs more than the rest of simple canonicalization.
+        self.fix_lf = fix_lf
         self._cr = b""  # a CR that ended the previous chunk (its LF may come next)
         self._line = b""  # relaxed: the partial last line
         self._empty = b""  # the trailing run of CRLFs, emitted only if content follows
@@ -79,7 +82,7 @@ class BodyCanonicalizer:
             self._cr, data = b"\r", data[:-1]
         else:
             self._cr = b""
-        if b"\n" in data and data.count(b"\n") != data.count(b"\r\n"):
+        if self.fix_lf and data.count(b"\n") != data.count(b"\r\n"):
             data = _LONE_LF.sub(b"\r\n", data)
         if self.relaxed:
             data = self._relax(data)
@@ -148,9 +151,11 @@ class BodyHash:
 
 
 def body_hashes(
-    chunks: Iterable[bytes], wanted: Iterable[tuple[str, str, int | None]]
+    chunks: Iterable[bytes], wanted: Iterable[tuple[str, str, int | None]], fix_lf: bool = True
 ) -> dict[tuple[str, str, int | None], BodyHash]:
-    """One pass over the body for every (canonicalization, hash, l=) that signatures need."""
+    """One pass over the body for every (canonicalization, hash, l=) that signatures need.
+
+    `fix_lf=False` trusts the body to have CRLF line ends (true of milter bodies)."""
     hashes: dict[tuple[str, str, int | None], BodyHash] = {}
     for key in wanted:
         if key not in hashes:
@@ -159,7 +164,7 @@ def body_hashes(
     for mode in ("simple", "relaxed"):
         sinks = [h for k, h in hashes.items() if k[0] == mode]
         if sinks:
-            canons.append(BodyCanonicalizer(mode == "relaxed", sinks))
+            canons.append(BodyCanonicalizer(mode == "relaxed", sinks, fix_lf))
     for chunk in chunks:
         for c in canons:
             c.update(chunk)

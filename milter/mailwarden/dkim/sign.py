@@ -27,21 +27,23 @@ class Signer:
     oversign: tuple[str, ...] = ()
     expire: int = 0
 
+    def __post_init__(self) -> None:
+        # (name, oversigned) in configuration order, lower case, once each: fixed per config.
+        over = {n.lower() for n in self.oversign}
+        names = dict.fromkeys(n.lower() for n in (*self.headers, *self.oversign))
+        object.__setattr__(self, "_plan", tuple((n, n in over) for n in names))
+
     def header_list(self, headers: Sequence[Header]) -> list[str]:
         """h=: every present instance of the signed names, plus one more for oversigned names."""
         counts: dict[str, int] = {}
         for h in headers:
             key = h.name.lower()
             counts[key] = counts.get(key, 0) + 1
-        over = {n.lower() for n in self.oversign}
         out: list[str] = []
-        seen: set[str] = set()
-        for name in (*self.headers, *self.oversign):
-            key = name.lower()
-            if key in seen:
-                continue
-            seen.add(key)
-            out.extend([key] * (counts.get(key, 0) + (1 if key in over else 0)))
+        for key, over in self._plan:  # type: ignore[attr-defined]
+            n = counts.get(key, 0) + over
+            if n:
+                out.extend([key] * n)
         return out
 
     def sign(
@@ -53,7 +55,8 @@ class Signer:
     ) -> list[str]:
         """One DKIM-Signature value (leading space, folded with "\\n\\t") per key, in key order."""
         hc, _, bc = self.canonicalization.partition("/")
-        bh = body_hashes(body(), [(bc, "sha256", None)])[(bc, "sha256", None)]
+        # Bodies come from the milter or core.wire: CRLF line ends already.
+        bh = body_hashes(body(), [(bc, "sha256", None)], fix_lf=False)[(bc, "sha256", None)]
         bh_text = base64.b64encode(bh.digest()).decode("ascii")
         names = self.header_list(headers)
         signed = _signed_headers(hc, names, headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,40 +36,67 @@ def domain_matches(pattern: str, domain: str) -> bool:
     return domain == pattern
 
 
+_SIMPLE_FROM = re.compile(r"^(?:[^<>\"@,;:]*<)?[A-Za-z0-9._%+=/-]+@([A-Za-z0-9.-]+)>?$")
+
+
 def from_domain(headers: Sequence[Header]) -> str:
     """The domain of the single From address, '' when there is not exactly one."""
     froms = [h for h in headers if h.name.lower() == "from"]
     if len(froms) != 1:
         return ""
-    addrs = email.utils.getaddresses([froms[0].unfolded()])
+    text = froms[0].unfolded()
+    m = _SIMPLE_FROM.match(text)
+    if m:  # the common `Name <a@b>` / `a@b` shapes, without email.utils' slow parser
+        return m.group(1).lower().rstrip(".")
+    addrs = email.utils.getaddresses([text])
     if len(addrs) != 1 or "@" not in addrs[0][1]:
         return ""
     return addrs[0][1].rpartition("@")[2].lower().rstrip(".")
 
 
 class _Scan:
-    """Watches raw body chunks for what Postfix's smtp client may change after signing."""
+    """Watches raw body chunks for what Postfix's smtp client may change after signing.
+
+    Cheap on purpose (it runs on every signed message): isascii() is one vectorized pass, and a
+    line over LINE_LIMIT must contain a whole aligned window of half that size without LF, so
+    only windows are probed with find() and only a suspicious one is measured exactly.
+    """
+
+    WINDOW = LINE_LIMIT // 2
 
     def __init__(self) -> None:
         self.eight_bit = False
         self.longest = 0
-        self._line = 0
+        self._line = 0  # length of the unfinished line carried from the previous chunk
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.eight_bit and not chunk.isascii():
+            self.eight_bit = True
+        first = chunk.find(b"\n")
+        if first < 0:
+            self._line += len(chunk)
+            return
+        self._note(self._line + first)
+        last = chunk.rfind(b"\n")
+        self._line = len(chunk) - last - 1
+        w = self.WINDOW
+        for start in range(first + 1, last - w + 1, w):
+            if chunk.find(b"\n", start, start + w) < 0:
+                begin = chunk.rfind(b"\n", 0, start) + 1
+                self._note(chunk.find(b"\n", start) - begin)
+
+    def _note(self, length: int) -> None:
+        self.longest = max(self.longest, length - 1)  # the line's CR (CRLF ends) does not count
+
+    def finish(self) -> None:
+        self.longest = max(self.longest, self._line)
 
     def wrap(self, chunks: Callable[[], Iterator[bytes]]) -> Callable[[], Iterator[bytes]]:
         def gen() -> Iterator[bytes]:
             for chunk in chunks():
-                if not self.eight_bit and not chunk.isascii():
-                    self.eight_bit = True
-                lines = chunk.split(b"\n")
-                if len(lines) == 1:
-                    self._line += len(chunk)
-                else:
-                    # Complete lines end in CR (CRLF split at LF): the limit excludes the CRLF.
-                    self.longest = max(self.longest, self._line + len(lines[0]) - 1,
-                                       *(len(line) - 1 for line in lines[1:-1]))
-                    self._line = len(lines[-1])
+                self.feed(chunk)
                 yield chunk
-            self.longest = max(self.longest, self._line)
+            self.finish()
 
         return gen
 
@@ -128,6 +156,8 @@ class DkimSign:
             out.append(f"a body line of {scan.longest} bytes exceeds {LINE_LIMIT}: Postfix's smtp "
                        "client folds it, breaking the signature; set smtp_line_length_limit = 0")
         for h in headers:
+            if len(h.value) < LINE_LIMIT - len(h.name):
+                continue
             longest = max(len(line) for line in h.raw().split(b"\r\n"))
             if longest > LINE_LIMIT:
                 out.append(f"header {h.name} has a line of {longest} bytes over {LINE_LIMIT}")

@@ -73,7 +73,8 @@ class Verifier:
                 results.append(None)
         if pending:
             wanted = [_body_key(p.sig) for _, p in pending]
-            hashes = body_hashes(body(), wanted)
+            # Bodies come from the milter or core.wire: CRLF line ends already.
+            hashes = body_hashes(body(), wanted, fix_lf=False)
             for i, p in pending:
                 results[i] = self._check(p, headers, hashes[_body_key(p.sig)])
         return tuple(r for r in results if r is not None)

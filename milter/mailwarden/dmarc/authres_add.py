@@ -97,20 +97,22 @@ def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[
 
 def spf_clause(spf: SpfResult, sender: str, helo: str) -> AuthenticationResult:
     if spf.identity == "helo":
-        return SPFAuthenticationResult(result=spf.result, smtp_helo=helo or spf.domain or "unknown")
-    return SPFAuthenticationResult(result=spf.result, smtp_mailfrom=_printable(sender) or spf.domain)
+        helo_id = _printable(helo or spf.domain) or "unknown"
+        return SPFAuthenticationResult(result=spf.result, smtp_helo=helo_id)
+    mailfrom = _printable(sender or spf.domain) or "unknown"
+    return SPFAuthenticationResult(result=spf.result, smtp_mailfrom=mailfrom)
 
 
 def dkim_clause(sig: DkimResult) -> AuthenticationResult:
     clause = DKIMAuthenticationResult(
         result=sig.result or "permerror",
-        reason=sig.reason or None,
-        header_d=sig.domain or None,
-        header_s=sig.selector or None,
-        header_a=sig.algorithm or None,
+        reason=_printable(sig.reason, keep_space=True) or None,
+        header_d=_printable(sig.domain) or None,
+        header_s=_printable(sig.selector) or None,
+        header_a=_printable(sig.algorithm) or None,
     )
     if sig.b:
-        clause.properties.append(AuthenticationResultProperty("header", "b", sig.b[:8]))
+        clause.properties.append(AuthenticationResultProperty("header", "b", _printable(sig.b[:8])))
     return clause
 
 
@@ -126,6 +128,7 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
     return clause
 
 
-def _printable(text: str) -> str:
-    # The sender is the client's text; keep the header one clean line of printable ASCII.
-    return "".join(c if 0x21 <= ord(c) < 0x7F else "?" for c in text)
+def _printable(text: str, keep_space: bool = False) -> str:
+    # Values come from the client or the signer: keep the header printable ASCII, no line breaks.
+    low = 0x20 if keep_space else 0x21
+    return "".join(c if low <= ord(c) < 0x7F else "?" for c in text)

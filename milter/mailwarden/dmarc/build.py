@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from mailwarden.config.dmarc import AuthresSection
 from mailwarden.dmarc import psl
 from mailwarden.dmarc.authres_add import AuthresAdd
 from mailwarden.dmarc.authres_strip import AuthresStrip
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
     from mailwarden.core.pipeline import Stage
 
 
-def authres_config(env: BuildEnv) -> AuthresSection:
-    # [authres] lives in Config once the lead wires it; until then the defaults apply.
-    section = getattr(env.config, "authres", None)
-    return section if isinstance(section, AuthresSection) else AuthresSection()
-
-
 def _lower(items: tuple[str, ...]) -> frozenset[str]:
     return frozenset(i.strip().rstrip(".").lower() for i in items if i.strip())
 
@@ -37,7 +30,7 @@ def _lower(items: tuple[str, ...]) -> frozenset[str]:
 def auth_stages(env: BuildEnv) -> list[Stage]:
     spf_cfg = env.config.spf
     dmarc_cfg = env.config.dmarc
-    ar = authres_config(env)
+    ar = env.config.authres
     stages: list[Stage] = []
     if spf_cfg.enabled:
         stages.append(SpfCheck(env.resolver, spf_cfg.check_helo, spf_cfg.reject_on_fail,

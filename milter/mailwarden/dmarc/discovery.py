@@ -34,11 +34,11 @@ def dmarc_records(resolver: Resolver, domain: str) -> list[bytes]:
     return [t for t in resolver.txt(f"_dmarc.{domain}") if is_dmarc(t)]
 
 
-def _use(records: list[bytes], where: str, org: str) -> Discovered:
+def _use(records: list[bytes], where: str, org: str, bis: bool = False) -> Discovered:
     if len(records) > 1:
         return Discovered("none", None, where, org, f"{len(records)} DMARC records at _dmarc.{where}")
     try:
-        return Discovered("found", parse(records[0]), where, org)
+        return Discovered("found", parse(records[0], bis), where, org)
     except RecordError as exc:
         return Discovered("permerror", None, where, org, f"_dmarc.{where}: {exc}")
 
@@ -65,58 +65,62 @@ def walk_targets(domain: str) -> list[str]:
     return targets
 
 
-def discover_walk(resolver: Resolver, domain: str) -> Discovered:
-    """RFC 9989: the first record found walking up is the policy; the psd= tags (or, without
-    them, the highest record found) give the Organizational Domain."""
-    found: list[tuple[str, list[bytes]]] = []
+def _walk(resolver: Resolver, domain: str) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The single valid DMARC records found walking up from `domain` (longest name first), and
+    the names where several records were discarded. Stops at psd=n, or psd=y above `domain`."""
+    found: list[tuple[str, bytes]] = []
+    several: list[str] = []
     for target in walk_targets(domain):
         records = dmarc_records(resolver, target)
-        if len(records) == 1:
-            found.append((target, records))
-        elif len(records) > 1 and target == domain:
-            found.append((target, records))  # reported, but never used as a policy
-        if len(records) == 1 and _psd(records[0]) in ("y", "n"):
+        if len(records) > 1:
+            several.append(target)  # all discarded (RFC 9989 section 4.10 step 2)
+            continue
+        if not records:
+            continue
+        found.append((target, records[0]))
+        psd = _psd(records[0], bis=True)
+        if psd == "n" or (psd == "y" and target != domain):
             break
+    return found, several
+
+
+def _walk_org(domain: str, found: list[tuple[str, bytes]]) -> str:
+    """RFC 9989 section 4.10.2: psd=n, one label below a psd=y, else the fewest labels."""
+    for target, text in found:
+        psd = _psd(text, bis=True)
+        if psd == "n":
+            return target
+        if psd == "y" and target != domain:
+            return ".".join(domain.split(".")[-(len(target.split(".")) + 1):])
+    if found:
+        return min(found, key=lambda f: len(f[0].split(".")))[0]
+    return domain
+
+
+def discover_walk(resolver: Resolver, domain: str) -> Discovered:
+    """RFC 9989 section 4.10.1: the record of the author domain, else of its Organizational
+    Domain, else of its Public Suffix Domain (the highest record found)."""
+    found, several = _walk(resolver, domain)
     org = _walk_org(domain, found)
-    if not found:
-        return Discovered("none", None, "", org, "no DMARC record")
-    where, records = found[0]
-    if len(records) > 1:
-        if len(found) == 1:
-            return _use(records, where, org)
-        where, records = found[1]
-    return _use(records, where, org)
+    by_name = dict(found)
+    for where in (domain, org):
+        if where in by_name:
+            return _use([by_name[where]], where, org, bis=True)
+    if found:
+        where, text = min(found, key=lambda f: len(f[0].split(".")))
+        return _use([text], where, org, bis=True)
+    if several:
+        return Discovered("none", None, "", org, f"several DMARC records at _dmarc.{several[0]}")
+    return Discovered("none", None, "", org, "no DMARC record")
 
 
 def walk_org_domain(resolver: Resolver, domain: str) -> str:
     """The Organizational Domain of `domain` by the Tree Walk (for relaxed alignment)."""
-    found: list[tuple[str, list[bytes]]] = []
-    for target in walk_targets(domain):
-        records = dmarc_records(resolver, target)
-        if len(records) == 1:
-            found.append((target, records))
-            if _psd(records[0]) in ("y", "n"):
-                break
-    return _walk_org(domain, found)
+    return _walk_org(domain, _walk(resolver, domain)[0])
 
 
-def _walk_org(domain: str, found: list[tuple[str, list[bytes]]]) -> str:
-    usable = [(t, r[0]) for t, r in found if len(r) == 1]
-    if not usable:
-        return domain
-    target, text = usable[-1]
-    psd = _psd(text)
-    if psd == "y":
-        # The record is a public suffix operator's: the Organizational Domain is one label below.
-        if target == domain:
-            return domain
-        labels = domain.split(".")
-        return ".".join(labels[-(len(target.split(".")) + 1):])
-    return target
-
-
-def _psd(text: bytes) -> str:
+def _psd(text: bytes, bis: bool = False) -> str:
     try:
-        return parse(text).psd
+        return parse(text, bis).psd
     except RecordError:
         return ""

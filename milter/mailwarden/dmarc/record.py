@@ -46,8 +46,10 @@ def is_dmarc(text: bytes | str) -> bool:
     return bool(eq) and name.strip() == "v" and value.strip() == "DMARC1"
 
 
-def parse(text: bytes | str) -> DmarcRecord:
-    """A DmarcRecord from a TXT record that `is_dmarc`; RecordError when it cannot be used."""
+def parse(text: bytes | str, bis: bool = False) -> DmarcRecord:
+    """A DmarcRecord from a TXT record that `is_dmarc`; RecordError when it cannot be used.
+
+    `bis`: RFC 9989 rules: a missing p= means p=none, and a bad np= is as bad as a bad sp=."""
     raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     if not is_dmarc(raw):
         raise RecordError("not a DMARC record (must start with v=DMARC1)")
@@ -67,15 +69,17 @@ def parse(text: bytes | str) -> DmarcRecord:
         tags[name] = value.strip()
 
     rua = tuple(u.strip() for u in tags.get("rua", "").split(",") if _URI.match(u.strip()))
-    p = tags.get("p", "").lower()
+    p = tags.get("p", "none" if bis else "").lower()
     sp = tags.get("sp", "").lower()
-    if p not in POLICIES or (sp and sp not in POLICIES):
-        bad = "p" if p not in POLICIES else "sp"
+    np = tags.get("np", "").lower()
+    bad = "p" if p not in POLICIES else "sp" if sp and sp not in POLICIES else ""
+    if not bad and bis and np and np not in POLICIES:
+        bad = "np"
+    if bad:
         if not rua:
             raise RecordError(f"invalid or missing {bad}= and no valid rua=")
         problems.append(f"invalid or missing {bad}=, treated as p=none (rua= present)")
-        p, sp = "none", ""
-    np = tags.get("np", "").lower()
+        p, sp, np = "none", "", ""
     if np and np not in POLICIES:
         problems.append(f"ignored invalid np={np}")
         np = ""

@@ -42,6 +42,8 @@ class ResolverQuery(spf.query):  # type: ignore[misc]
             answer = self._resolver.query(name, qtype)
         except DnsTempError as exc:
             raise spf.TempError(str(exc)) from None
+        except UnicodeError:
+            return []  # not representable as an IDNA name: it cannot exist
         records = [_convert(qtype, r) for r in answer.records]
         self.cache[key] = records
         if not records and not ignore_void:

@@ -69,10 +69,15 @@ def reject_reply(text: str) -> tuple[str, str, str]:
     return ("451" if klass == "4" else "550"), dsn, rest
 
 
-def split_header(text: str) -> tuple[str, str] | None:
-    """REPLACE/PREPEND text `Name: value` -> (name, value with its leading space), or None if invalid."""
+def split_header(text: str, folded: bool = False) -> tuple[str, str] | None:
+    """REPLACE/PREPEND text `Name: value` -> (name, value with its leading space), or None if invalid.
+
+    PREPEND text is one line; a REPLACE result may keep the folds $n copied from the header.
+    """
     raw = text.encode("utf-8", "surrogateescape")
-    if not is_header(raw) or "\n" in text:
+    if not is_header(raw) or ("\n" in text and not folded):
+        return None
+    if any(not rest[:1].isspace() for rest in text.split("\n")[1:]):
         return None
     name, _, value = text.partition(":")
     return name.rstrip(" \t"), value

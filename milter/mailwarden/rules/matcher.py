@@ -18,7 +18,7 @@ import regex
 
 from mailwarden.rules.replace import Replacement
 from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern
-from mailwarden.rules.translate import Translated, Unsupported, translate_pcre, translate_posix
+from mailwarden.rules.translate import PatternError, Translated, Unsupported, translate_pcre, translate_posix
 
 LOG = logging.getLogger("mailwarden.rules")
 GRAM = 3
@@ -40,6 +40,9 @@ def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
             tr = translate_pcre(pattern.source, pattern.flags)
         else:
             tr = translate_posix(pattern.source, pattern.flags, max_sub > 0)
+    except PatternError as exc:
+        reason = f"error in regex at offset {exc.offset}: {exc.reason}: skipping this rule"
+        raise CompileError(reason, exc.offset) from None
     except Unsupported as exc:
         reason = f"not supported by mailwarden: {exc.reason}: skipping this rule"
         raise CompileError(reason, exc.offset) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+
 def is_header(line: bytes) -> bool:
     """is_header_buf(): printable ASCII name, optional blanks, then a colon."""
     state = 0  # 0 init, 1 in name, 2 blanks after name

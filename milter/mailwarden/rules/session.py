@@ -162,7 +162,7 @@ class Session:
             self.edits.append(DeleteHeader(header.name, self._occurrence(pos)))
             del self.headers[pos]
             return 0
-        parts = split_header(text)
+        parts = split_header(text, folded=kw is Kw.REPLACE)
         if parts is None:
             self.log("warning", what, shown, f"bad {kw.value} header text: {text[:60]}")
             return 1

@@ -24,6 +24,10 @@ class Unsupported(Exception):
         super().__init__(reason)
 
 
+class PatternError(Unsupported):
+    """A pattern PCRE2 itself refuses (Postfix skips the rule too), found before `regex` sees it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Translated:
     pattern: bytes
@@ -76,10 +80,16 @@ def translate_pcre(src: bytes, flags: str) -> Translated:
                 if in_class:
                     raise Unsupported("\\z inside a character class", i)
                 out += b"\\Z"
+                i += 2
+                last_was_quant_target = False
+                continue
             elif ch == "Z":
                 if in_class:
                     raise Unsupported("\\Z inside a character class", i)
                 out += b"(?=\\n?\\Z)"
+                i += 2
+                last_was_quant_target = False
+                continue
             elif ch == "e":
                 out += b"\\x1b"
             elif ch == "x":
@@ -122,6 +132,10 @@ def translate_pcre(src: bytes, flags: str) -> Translated:
                 if in_class and ch in "bBAGK":
                     raise Unsupported(f"\\{ch} inside a character class", i)
                 out += src[i : i + 2]
+                if ch in "bBAGK":
+                    i += 2
+                    last_was_quant_target = False
+                    continue
             else:
                 raise Unsupported(f"escape \\{ch} is not supported", i)
             i += 2
@@ -201,12 +215,21 @@ def translate_pcre(src: bytes, flags: str) -> Translated:
                 i += 1
                 last_was_quant_target = True
                 continue
+            if not last_was_quant_target:
+                raise PatternError("quantifier does not follow a repeatable item", i)
             out += m.group(0)
             i = m.end()
             i = _greed(src, i, out, opts["U"])
             last_was_quant_target = False
             continue
+        if verbose and c in b"+?" and out.rstrip(b" \t\n\v\f\r")[-1:] in (b"*", b"+", b"?", b"}"):
+            # x flag: a lazy/possessive suffix may stand apart from its quantifier ("a? ?").
+            out.append(c)
+            i += 1
+            continue
         if c in b"*+?":
+            if not last_was_quant_target:
+                raise PatternError("quantifier does not follow a repeatable item", i)
             out.append(c)
             i += 1
             i = _greed(src, i, out, opts["U"])
@@ -215,10 +238,11 @@ def translate_pcre(src: bytes, flags: str) -> Translated:
         if c == 0x24 and opts["E"] and not opts["m"]:
             out += b"\\Z"
             i += 1
+            last_was_quant_target = False
             continue
         out.append(c)
         i += 1
-        last_was_quant_target = c not in b"|^$"
+        last_was_quant_target = c not in b"|^$("
     del last_was_quant_target
     bits = 0
     if opts["i"]:

@@ -1,0 +1,121 @@
+"""The shipped packs (privacy, hygiene) and the constructs mailwarden refuses on purpose."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mailwarden.core.decisions import Action
+from mailwarden.core.edits import delete_all
+from mailwarden.core.model import Direction
+from mailwarden.rules.loader import load_table
+from mailwarden.rules.matcher import Matcher
+from tests.rules.helpers import names, run, runtime, transaction
+from tests.rules.test_postmap_diff import POSTMAP
+
+REPO = Path(__file__).resolve().parents[2]
+PRIVACY = REPO / "rules/outbound_header_checks/00-privacy.pcre"
+ATTACH = REPO / "rules/mime_header_checks/50-dangerous-attachments.pcre"
+SUBJECTS = REPO / "rules/header_checks/50-malware-subjects.pcre"
+PRIVACY_NAMES = ("Received", "User-Agent", "X-Mailer", "X-Originating-IP")
+
+OUTBOUND = [
+    ("Received", " from laptop (unknown [10.1.2.3])\n\tby smtp.example"),
+    ("From", " alice@sender.test"),
+    ("User-Agent", " Mutt/2.2"),
+    ("received", " from second hop"),
+    ("X-Mailer", " Outlook"),
+    ("X-Originating-IP", " [10.1.2.3]"),
+    ("Subject", " hi"),
+    ("X-Mailer", " again"),
+]
+
+
+def test_privacy_pack_does_what_the_strip_stage_did(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, {"outbound_header_checks/00-privacy.pcre": PRIVACY.read_bytes()})
+    tx = transaction(OUTBOUND, direction=Direction.OUTBOUND)
+    run(rt, tx)
+    expected = transaction(OUTBOUND)
+    from mailwarden.core.edits import apply_edits
+
+    apply_edits(expected, delete_all(expected.message.headers, PRIVACY_NAMES))
+    assert names(tx) == names(expected) == ["From: alice@sender.test", "Subject: hi"]
+    inbound = transaction(OUTBOUND)
+    run(rt, inbound)
+    assert len(inbound.message.headers) == len(OUTBOUND)
+
+
+def _postmap_q(table: Path, key: str) -> str:
+    proc = subprocess.run([POSTMAP, "-q", key, f"pcre:{table}"], capture_output=True, text=True, timeout=30)
+    return proc.stdout.rstrip("\n")
+
+
+ATTACH_CASES = [
+    ('Content-Type: application/octet-stream; name="invoice.exe"', "REJECT 5.7.1 attachment type not allowed (.exe)"),
+    ('Content-Disposition: attachment; filename="a b.SCR"', "REJECT 5.7.1 attachment type not allowed (.SCR)"),
+    ("Content-Disposition: attachment;\n\tfilename=run.js", "REJECT 5.7.1 attachment type not allowed (.js)"),
+    ("Content-Type: text/plain; name*=utf-8''x.vbs", "REJECT 5.7.1 attachment type not allowed (.vbs)"),
+    ('Content-Type: application/pdf; name="report.pdf"', ""),
+    ('Content-Type: application/zip; name="exe.zip"', ""),
+    ('Content-Disposition: attachment; filename="notes.exe.txt"', ""),
+    ("Content-Type: text/html; charset=utf-8", ""),
+]
+
+
+@pytest.mark.parametrize("header,want", ATTACH_CASES)
+def test_attachment_pack_agrees_with_postmap(header: str, want: str) -> None:
+    hit = Matcher([load_table(ATTACH)]).lookup(header.encode())
+    got = hit.result.decode() if hit else ""
+    assert got == want == _postmap_q(ATTACH, header)
+
+
+@pytest.mark.parametrize(
+    "subject,rejected",
+    [("ILOVEYOU", True), ("Here you have, ;o)", True), ("Re: Wicked screensaver", True),
+     ("Re: ILOVEYOU", False), ("ILOVEYOU too", False), ("Wicked screensaver", False)],
+)
+def test_malware_subjects(subject: str, rejected: bool) -> None:
+    key = f"Subject: {subject}"
+    hit = Matcher([load_table(SUBJECTS)]).lookup(key.encode())
+    assert (hit is not None) == rejected
+    assert (hit.result.decode() if hit else "") == _postmap_q(SUBJECTS, key)
+
+
+def test_hygiene_packs_in_the_pipeline(tmp_path: Path) -> None:
+    rt = runtime(tmp_path, {
+        "header_checks/50-malware-subjects.pcre": SUBJECTS.read_bytes(),
+        "mime_header_checks/50-dangerous-attachments.pcre": ATTACH.read_bytes(),
+    })
+    body = (b"--B\r\nContent-Type: text/plain\r\n\r\nhi\r\n--B\r\n"
+            b"Content-Type: application/octet-stream;\r\n\tname=\"setup.msi\"\r\n\r\nAAAA\r\n--B--\r\n")
+    out = run(rt, transaction([("Subject", " hi"), ("Content-Type", " multipart/mixed; boundary=B")], body=body))
+    assert out.verdict.action is Action.REJECT
+    assert str(out.verdict.reply) == "550 5.7.1 attachment type not allowed (.msi)"
+    out = run(rt, transaction([("Subject", " ILOVEYOU")]))
+    assert out.verdict.action is Action.REJECT
+
+
+REFUSED = [
+    ("pcre", b"/\\h+/ INFO x", "escape \\h is not supported"),
+    ("pcre", b"/(*UTF)x/ INFO x", "PCRE verbs"),
+    ("pcre", b"/(?x) a b/ INFO x", "inline (?x)"),
+    ("pcre", b"/\\p{L}/ INFO x", "escape \\p is not supported"),
+    ("pcre", b"/(a)\\10/ INFO x", "multi-digit back reference"),
+    ("regexp", b"/(a|ab)(c|bcd)/ INFO $1", "alternation with $n substitution"),
+    ("regexp", b"/(a*)+b/ INFO $1", "repeated variable-length group"),
+    ("regexp", b"/[[=a=]]/ INFO x", "equivalence classes"),
+]
+
+
+@pytest.mark.parametrize("kind,rule,reason", REFUSED)
+def test_refused_constructs_are_reported_not_silently_different(
+    tmp_path: Path, kind: str, rule: bytes, reason: str
+) -> None:
+    table = tmp_path / f"t.{kind}"
+    table.write_bytes(rule + b"\n")
+    parsed = load_table(table)
+    assert not parsed.rules
+    [problem] = [p for p in parsed.problems if p.skipped]
+    assert problem.line == 1 and "not supported by mailwarden" in problem.reason and reason in problem.reason
