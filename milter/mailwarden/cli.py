@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
     check.set_defaults(func=cmd_check_config)
 
+    example = sub.add_parser("config-example", help="print the annotated configuration with every default")
+    example.set_defaults(func=cmd_config_example)
+
     from mailwarden.dkim.cli import register as dkim_register
     from mailwarden.dmarc.cli import register as dmarc_register
     from mailwarden.rules.cli import register as rules_register
@@ -108,6 +111,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, runtime = _runtime(args)
     print(f"{config.source}: OK ({len(runtime.pipeline.stages)} stages: "  # type: ignore[attr-defined]
           f"{' '.join(s.name for s in runtime.pipeline.stages)})")  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    from mailwarden.config.example import render
+
+    sys.stdout.write(render(Config()))
     return 0
 
 

@@ -15,8 +15,10 @@ from tests.rules.test_postmap_diff import POSTMAP
 
 pytestmark = pytest.mark.skipif(not Path(POSTMAP).exists(), reason="postmap (postfix) not installed")
 
-ATOMS_COMMON = ["a", "b", "X", "-", ":", " ", ".", "[ab]", "[^a]", "[[:alpha:]]", "[[:digit:]]", "\\.", "o"]
-ATOMS_PCRE = [*ATOMS_COMMON, "\\w", "\\s", "\\d", "\\b", "(?:ab|c)", "(?=b)", "\\n"]
+ATOMS_COMMON = ["a", "b", "X", "-", ":", " ", ".", "[ab]", "[^a]", "[[:alpha:]]", "[[:digit:]]", "\\.", "o",
+                "[]a]", "[a-c]", "a|b", "\\$", "\\w", "\\s", "\\b"]
+ATOMS_PCRE = [*ATOMS_COMMON, "\\d", "(?:ab|c)", "(?=b)", "\\n", "\\S", "(?<=a)", "\\x41", "[\\d.]", "\\Z"]
+ATOMS_POSIX = [*ATOMS_COMMON, "\\<", "\\>", "\\W", "[\\]", "\\d"]
 QUANT_PCRE = ["", "", "", "*", "+", "?", "{1,2}", "*?", "+?"]
 QUANT_POSIX = ["", "", "", "*", "+", "?", "{1,2}"]
 FLAGS_PCRE = ["", "", "i", "m", "s", "x", "E", "U", "A", "ms", "im"]
@@ -34,7 +36,7 @@ HEADERS = [
 
 
 def _pattern(rng: random.Random, pcre: bool) -> str:
-    atoms = ATOMS_PCRE if pcre else ATOMS_COMMON
+    atoms = ATOMS_PCRE if pcre else ATOMS_POSIX
     quants = QUANT_PCRE if pcre else QUANT_POSIX
     parts = ["^"] if rng.random() < 0.5 else []
     for _ in range(rng.randint(1, 5)):
@@ -79,7 +81,7 @@ def test_random_rules_one_by_one(tmp_path: Path, kind: str, seed: int) -> None:
             continue  # a documented refusal (rules/README.md), checked in test_packs_and_refusals
         assert query([parsed], message, True, False) == _postmap(kind, table, message), line
         compared += 1
-    assert compared >= 15
+    assert compared >= 8
 
 
 @pytest.mark.parametrize("kind", ["pcre", "regexp"])

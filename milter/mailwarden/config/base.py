@@ -12,9 +12,12 @@ from mailwarden.core.stages.strip import DEFAULT_STRIP
 @dataclass(frozen=True)
 class MilterSection:
     socket: str = "unix:/run/pymilter.sock"
-    """libmilter syntax: unix:/path, local:/path or inet:port@host (inet6: too)."""
+    """libmilter socket: unix:/path, or inet:PORT@HOST (inet6:PORT@HOST).
+    With Debian's chrooted smtpd, Postfix resolves unix:/run/pymilter.sock as
+    /var/spool/postfix/run/pymilter.sock: point this at the path inside the chroot."""
     socket_mode: str = "0660"
-    """Octal mode of a unix socket. Postfix (user postfix) must be able to write to it."""
+    """Octal mode of a unix socket. Postfix runs as user postfix and needs write access;
+    a root milter's socket under umask 022 would make Postfix answer 451 at MAIL FROM."""
     socket_group: str = "postfix"
     """Group of a unix socket; skipped with a warning when the group does not exist."""
     timeout: int = 600
@@ -24,6 +27,7 @@ class MilterSection:
     spool_threshold: int = 1048576
     """Bodies larger than this many bytes are spooled to a temporary file."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """One info line per message, keyed by the Postfix queue id."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -45,9 +49,11 @@ class MilterSection:
 @dataclass(frozen=True)
 class PolicySection:
     originating_daemons: tuple[str, ...] = ("ORIGINATING",)
-    """Values of {daemon_name} (read at connect) that mark outbound mail."""
+    """Values of {daemon_name} (read at connect) that mark outbound mail. Set on Postfix's
+    submission service with: -o milter_macro_daemon_name=ORIGINATING"""
     trusted_networks: tuple[str, ...] = ()
-    """Client networks whose mail is outbound, e.g. ["127.0.0.0/8", "::1/128"]."""
+    """Client networks whose mail is outbound (stripped, signed), e.g. ["127.0.0.0/8", "::1/128"].
+    SASL-authenticated clients ({auth_authen}) are always outbound."""
     authserv_id: str = ""
     """The authserv-id of our Authentication-Results header; empty means the host name."""
 
@@ -64,7 +70,8 @@ class PolicySection:
 @dataclass(frozen=True)
 class HopcountSection:
     limit: int = 50
-    """Reject when visible Received headers + 1 (the MTA's own) reach this; 0 disables."""
+    """Reject with "554 5.4.0 Error: too many hops" when the visible Received headers + 1 (the
+    MTA's own, which milters never see) reach this, as Postfix's hopcount_limit. 0 disables."""
 
     def check(self) -> list[tuple[str, str]]:
         return [("limit", "must not be negative")] if self.limit < 0 else []
@@ -85,6 +92,7 @@ class DnsSection:
     nameservers: tuple[str, ...] = ()
     """Resolver addresses; empty means /etc/resolv.conf."""
     cache_size: int = 10000
+    """Answers kept in the live resolver's cache, each for its TTL."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
