@@ -24,9 +24,32 @@ from mailwarden.rules.matcher import Matcher
 from mailwarden.rules.postmap import split_message
 
 WORDS = [
-    "viagra", "casino", "lottery", "winner", "bitcoin", "invoice", "urgent", "password", "account",
-    "prize", "refund", "crypto", "pharmacy", "discount", "loan", "mortgage", "dating", "replica",
-    "unclaimed", "inheritance", "verify", "suspended", "delivery", "parcel", "wallet", "bonus",
+    "viagra",
+    "casino",
+    "lottery",
+    "winner",
+    "bitcoin",
+    "invoice",
+    "urgent",
+    "password",
+    "account",
+    "prize",
+    "refund",
+    "crypto",
+    "pharmacy",
+    "discount",
+    "loan",
+    "mortgage",
+    "dating",
+    "replica",
+    "unclaimed",
+    "inheritance",
+    "verify",
+    "suspended",
+    "delivery",
+    "parcel",
+    "wallet",
+    "bonus",
 ]
 
 
@@ -68,7 +91,7 @@ def make_message(rng: random.Random) -> bytes:
         b"Date: Sun, 22 Nov 2026 10:00:00 +0000",
         b"Message-ID: <20261122100000.12345@mx.example.net>",
         b"MIME-Version: 1.0",
-        b"Content-Type: multipart/alternative; boundary=\"b1_abcdef\"",
+        b'Content-Type: multipart/alternative; boundary="b1_abcdef"',
         b"Content-Transfer-Encoding: 7bit",
         b"X-Mailer: Thunderbird 115.4",
         b"User-Agent: Mozilla/5.0",
@@ -101,7 +124,9 @@ def time_postmap(postmap: str, table: Path, message: bytes, copies: int) -> floa
         best = float("inf")
         for _ in range(3):
             started = time.perf_counter()
-            subprocess.run([postmap, "-hq", "-", f"pcre:{table}"], input=data, capture_output=True, check=False)
+            subprocess.run(
+                [postmap, "-hq", "-", f"pcre:{table}"], input=data, capture_output=True, check=False
+            )
             best = min(best, time.perf_counter() - started)
         return best
 

@@ -18,7 +18,6 @@ from mailwarden.core.pipeline import Pipeline, Stage, default_error_verdict
 from mailwarden.core.policy import DirectionPolicy
 from mailwarden.core.ports import Clock, Random, Resolver
 from mailwarden.core.stages.hopcount import Hopcount
-from mailwarden.core.stages.strip import Strip
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
 
@@ -44,10 +43,15 @@ class Runtime:
     authserv_id: str
 
 
+SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
+
+
 def default_rules_dir() -> Path | None:
-    """rules/ beside milter/ in a checkout; None when installed elsewhere."""
-    candidate = Path(__file__).resolve().parents[2] / "rules"
-    return candidate if candidate.is_dir() else None
+    """rules/ beside milter/ in a checkout, else /etc/mailwarden/rules; None when neither exists."""
+    for candidate in (Path(__file__).resolve().parents[2] / "rules", SYSTEM_RULES_DIR):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
@@ -67,7 +71,6 @@ def build_stages(env: BuildEnv) -> list[Stage]:
     return [
         Hopcount(config.hopcount.limit),
         *rule_stages(env),
-        Strip(config.strip.headers),
         *verify_stages(env),
         *auth_stages(env),
         # Signing comes last, so the signature covers exactly the headers delivered.

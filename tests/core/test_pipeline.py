@@ -67,3 +67,22 @@ def test_a_raising_stage_becomes_a_tempfail_with_traceback_note() -> None:
     assert outcome.verdict.reply is not None and outcome.verdict.reply.code == "451"
     assert outcome.verdict.reply.dsn == "4.3.0"
     assert "stage exploded" in outcome.notes[0]
+
+
+def test_quarantine_lets_later_stages_edit_and_a_later_reject_wins() -> None:
+    hold = Probe("hold", verdict=Verdict.quarantine("held"))
+    sign = Probe("sign", edit=AddHeader("DKIM-Signature", " v=1", 0))
+    outcome = Pipeline([hold, sign]).run(tx())
+    assert outcome.verdict.action is Action.QUARANTINE and outcome.decided_by == "hold"
+    assert [e.name for e in outcome.edits if isinstance(e, AddHeader)] == ["DKIM-Signature"]
+    reject = Probe("reject", verdict=Verdict.reject("550", "5.7.1", "no"))
+    outcome = Pipeline([hold, reject]).run(tx())
+    assert outcome.verdict.action is Action.REJECT
+
+
+def test_accept_after_quarantine_keeps_the_hold_and_stops() -> None:
+    later = Probe("later", edit=AddHeader("X-Later", " 1"))
+    hold = Probe("hold", verdict=Verdict.quarantine("held"))
+    stages = [hold, Probe("pass", verdict=Verdict(Action.ACCEPT)), later]
+    outcome = Pipeline(stages).run(tx())
+    assert outcome.verdict.action is Action.QUARANTINE and later.seen == []

@@ -17,12 +17,14 @@ from mailwarden.resolver.static import StaticZone
 
 
 def mw(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mailwarden", *args], capture_output=True, text=True, timeout=60)
+    cmd = [sys.executable, "-m", "mailwarden", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(("algorithm", "bits"), [("rsa", "2048"), ("ed25519", "0")])
 def test_keygen_writes_a_private_key_and_a_zone_record(tmp_path: Path, algorithm: str, bits: str) -> None:
-    args = ["keygen", "--domain", "example.org", "--selector", "s1", "--algorithm", algorithm, "--out", str(tmp_path)]
+    args = ["keygen", "--domain", "example.org", "--selector", "s1", "--algorithm", algorithm,
+            "--out", str(tmp_path)]
     proc = mw(*args, *(["--bits", bits] if algorithm == "rsa" else []))
     assert proc.returncode == 0, proc.stderr
     keyfile = tmp_path / "example.org.s1.key"
@@ -57,7 +59,8 @@ def test_check_keys(tmp_path: Path) -> None:
 
 def test_dry_run_json_has_dkim_results(tmp_path: Path) -> None:
     signed = sign(MSG, [signing_key("rsa"), signing_key("ed")], now=NOW)
-    (tmp_path / "a.eml").write_bytes(signed.replace(b"the numbers", b"the Numbers").replace(b"s=ed;", b"s=slow;"))
+    tampered = signed.replace(b"the numbers", b"the Numbers").replace(b"s=ed;", b"s=slow;")
+    (tmp_path / "a.eml").write_bytes(tampered)
     proc = mw("dry-run", "--json", "--zone", str(ZONE), str(tmp_path / "a.eml"))
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout.splitlines()[0])

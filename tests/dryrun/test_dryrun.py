@@ -71,7 +71,7 @@ def test_mbox_with_index_and_outbound_edits(tmp_path: Path) -> None:
     assert lines[0]["direction"] == "outbound"
     ops = [(e["op"], e["name"], e["occurrence"]) for e in lines[0]["edits"]]
     # The MTA's own Received is hidden; only the client's hop and User-Agent go.
-    assert ops == [("delete_header", "Received", 1), ("delete_header", "User-Agent", 1)]
+    assert sorted(ops) == [("delete_header", "Received", 1), ("delete_header", "User-Agent", 1)]
     assert [(e["name"], e["occurrence"]) for e in lines[1]["edits"]] == [("Received", 3), ("Received", 2),
                                                                         ("Received", 1)]
 

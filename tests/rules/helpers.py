@@ -7,11 +7,11 @@ from pathlib import Path
 
 from mailwarden import config as config_mod
 from mailwarden.bootstrap import BuildEnv
+from mailwarden.core.decisions import Outcome
+from mailwarden.core.model import Body, Connection, Direction, Envelope, Header, Message, Transaction
 from mailwarden.core.pipeline import Pipeline
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules.build import rule_stages
-from mailwarden.core.decisions import Outcome
-from mailwarden.core.model import Body, Connection, Direction, Envelope, Header, Message, Transaction
 
 
 def write_packs(base: Path, packs: Mapping[str, str | bytes]) -> Path:

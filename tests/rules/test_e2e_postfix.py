@@ -6,12 +6,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.rules.helpers import write_packs
 from tests.support.milterclient import header_block
 from tests.support.postfix import MailwardenProcess, PostfixInstance, unique_address
 
 pytestmark = pytest.mark.postfix
+REPO = Path(__file__).resolve().parents[2]
+PRIVACY = REPO / "rules/outbound_header_checks/00-privacy.pcre"
+SASL = ("user1@sender.test", "secret")
 
 PACK = """\
 /^Subject: redirect me$/    REDIRECT redirected@rcpt.test
@@ -35,8 +37,13 @@ def rules_milter(
 
 
 def _message(subject: str, extra: bytes = b"") -> bytes:
-    return (b"From: <a@sender.test>\r\nTo: <b@rcpt.test>\r\nSubject: " + subject.encode() + b"\r\n"
-            + extra + b"\r\nbody\r\n")
+    return (
+        b"From: <a@sender.test>\r\nTo: <b@rcpt.test>\r\nSubject: "
+        + subject.encode()
+        + b"\r\n"
+        + extra
+        + b"\r\nbody\r\n"
+    )
 
 
 def test_redirect_replaces_the_delivered_envelope(rules_milter: PostfixInstance) -> None:
@@ -91,3 +98,24 @@ def test_header_edits_in_the_delivered_message(rules_milter: PostfixInstance) ->
     names = [(n, v) for n, v in header_block(d.without_mta_received())]
     got = [(n, v) for n, v in names if n.lower().startswith("x-")]
     assert got == [("X-Prepended", b" yes"), ("X-Pre", b" p"), ("X-New", b" value")]
+
+
+def test_contrib_snippet_removes_the_submission_hops_received(
+    postfix: PostfixInstance, postfix_mailwarden: MailwardenProcess
+) -> None:
+    """contrib/postfix/submission-header-checks.cf: the privacy pack as smtp_header_checks."""
+    snippet = (REPO / "contrib/postfix/submission-header-checks.cf").read_text()
+    [line] = [ln for ln in snippet.splitlines() if ln.startswith("smtp_header_checks")]
+    assert line.endswith("/rules/outbound_header_checks/00-privacy.pcre")
+    rcpt = unique_address()
+    raw = (
+        b"Received: from laptop (unknown [10.9.8.7]) by client\r\nFrom: <user1@sender.test>\r\n"
+        b"To: <" + rcpt.encode() + b">\r\nSubject: private\r\nUser-Agent: Mutt\r\n\r\nbody\r\n"
+    )
+    with postfix.settings(smtp_header_checks=f"pcre:{PRIVACY}"):
+        res = postfix.submit(postfix.submission, raw, "user1@sender.test", [rcpt], auth=SASL)
+        assert res.ok, res
+        d = postfix.wait_delivery(rcpt)
+    names = [n.lower() for n, _ in header_block(d.data)]
+    assert "received" not in names and "user-agent" not in names
+    assert "subject" in names

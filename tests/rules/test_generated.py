@@ -8,21 +8,41 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.rules.test_postmap_diff import POSTMAP
 
 from mailwarden.rules.cli import query
 from mailwarden.rules.loader import load_table
-from tests.rules.test_postmap_diff import POSTMAP
 
 pytestmark = pytest.mark.skipif(not Path(POSTMAP).exists(), reason="postmap (postfix) not installed")
 
-ATOMS_COMMON = ["a", "b", "X", "-", ":", " ", ".", "[ab]", "[^a]", "[[:alpha:]]", "[[:digit:]]", "\\.", "o",
-                "[]a]", "[a-c]", "a|b", "\\$", "\\w", "\\s", "\\b"]
+ATOMS_COMMON = [
+    "a",
+    "b",
+    "X",
+    "-",
+    ":",
+    " ",
+    ".",
+    "[ab]",
+    "[^a]",
+    "[[:alpha:]]",
+    "[[:digit:]]",
+    "\\.",
+    "o",
+    "[]a]",
+    "[a-c]",
+    "a|b",
+    "\\$",
+    "\\w",
+    "\\s",
+    "\\b",
+]
 ATOMS_PCRE = [*ATOMS_COMMON, "\\d", "(?:ab|c)", "(?=b)", "\\n", "\\S", "(?<=a)", "\\x41", "[\\d.]", "\\Z"]
 ATOMS_POSIX = [*ATOMS_COMMON, "\\<", "\\>", "\\W", "[\\]", "\\d"]
 QUANT_PCRE = ["", "", "", "*", "+", "?", "{1,2}", "*?", "+?"]
 QUANT_POSIX = ["", "", "", "*", "+", "?", "{1,2}"]
 FLAGS_PCRE = ["", "", "i", "m", "s", "x", "E", "U", "A", "ms", "im"]
-FLAGS_REGEXP = ["", "", "i", "m", "im"]
+FLAGS_REGEXP = ["", "", "i", "m", "im", "x", "xm"]
 HEADERS = [
     b"Subject: ab ba aab",
     b"X-Ab: a\n\tb",
@@ -101,8 +121,15 @@ def test_large_table_keeps_first_match_order(tmp_path: Path, kind: str) -> None:
             lines.append(f"/^(To|From):.*{w}/ INFO addr-{w}-{i}")
     table = tmp_path / f"big.{kind}"
     table.write_bytes(("\n".join(lines) + "\n").encode())
-    keys = [b"Subject: gamma delta", b"X-beta: beta7", b"To: alpha@x", b"From: delta3", b"X-Other: none",
-            b"Subject: nothing", b"X-alpha: alpha beta gamma delta"]
+    keys = [
+        b"Subject: gamma delta",
+        b"X-beta: beta7",
+        b"To: alpha@x",
+        b"From: delta3",
+        b"X-Other: none",
+        b"Subject: nothing",
+        b"X-alpha: alpha beta gamma delta",
+    ]
     message = b"\n".join(keys) + b"\n\n"
     got = query([load_table(table)], message, True, False)
     assert got == _postmap(kind, table, message)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.rules.helpers import write_packs
 from tests.support.milterclient import MilterClient, Reply
 from tests.support.postfix import MailwardenProcess
@@ -41,10 +40,13 @@ limit = 0
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailwardenProcess]:
-    base = write_packs(tmp_path_factory.mktemp("rules"), {
-        "header_checks/10-actions.pcre": ACTIONS,
-        "body_checks/10-body.pcre": "/^reject this body$/ REJECT body says no\n",
-    })
+    base = write_packs(
+        tmp_path_factory.mktemp("rules"),
+        {
+            "header_checks/10-actions.pcre": ACTIONS,
+            "body_checks/10-body.pcre": "/^reject this body$/ REJECT body says no\n",
+        },
+    )
     proc = MailwardenProcess(config=CONFIG.format(dirs=str(base)))
     proc.start()
     yield proc
@@ -67,8 +69,11 @@ def send(served: MailwardenProcess) -> Iterator[Callable[..., Reply]]:
 
 
 def _ops(reply: Reply, *ops: str) -> list[tuple[str, str, bytes | str, int]]:
-    return [(m.op, m.name, m.value if m.op != "delrcpt" and m.op != "addrcpt" else m.address, m.index)
-            for m in reply.mods if m.op in ops]
+    return [
+        (m.op, m.name, m.value if m.op != "delrcpt" and m.op != "addrcpt" else m.address, m.index)
+        for m in reply.mods
+        if m.op in ops
+    ]
 
 
 def test_reject(send: Callable[..., Reply]) -> None:
@@ -95,8 +100,12 @@ def test_hold_quarantines(send: Callable[..., Reply]) -> None:
 
 def test_ignore_and_strip_delete(send: Callable[..., Reply]) -> None:
     r = send("x", b"X-Drop: 1\r\nX-Keep: 1\r\nX-Drop: 2\r\nX-Strip: s\r\n")
-    assert _ops(r, "chgheader") == [("chgheader", "X-Drop", b"", 1), ("chgheader", "X-Drop", b"", 1),
-                                    ("chgheader", "X-Strip", b"", 1)]
+    # Bottom-up: the last header first, so each index is the one as received.
+    assert _ops(r, "chgheader") == [
+        ("chgheader", "X-Strip", b"", 1),
+        ("chgheader", "X-Drop", b"", 2),
+        ("chgheader", "X-Drop", b"", 1),
+    ]
 
 
 def test_replace(send: Callable[..., Reply]) -> None:
@@ -110,7 +119,9 @@ def test_replace(send: Callable[..., Reply]) -> None:
 
 def test_prepend(send: Callable[..., Reply]) -> None:
     r = send("x", b"X-Pre: 1\r\n")
-    assert ("insheader", "X-Prepended", b" yes", 3) in [(m.op, m.name, m.value, m.index) for m in r.header_mods()]
+    assert ("insheader", "X-Prepended", b" yes", 3) in [
+        (m.op, m.name, m.value, m.index) for m in r.header_mods()
+    ]
 
 
 @pytest.mark.parametrize("subject", ["warn", "info", "dunno", "filter"])
@@ -132,8 +143,11 @@ def test_body_checks_reject(send: Callable[..., Reply]) -> None:
 
 def test_redirect(send: Callable[..., Reply]) -> None:
     r = send("redirect", rcpts=("<b1@rcpt.test>", "<b2@rcpt.test>"))
-    assert _ops(r, "addrcpt", "delrcpt") == [("delrcpt", "", "<b1@rcpt.test>", 0), ("delrcpt", "", "<b2@rcpt.test>", 0),
-                                             ("addrcpt", "", "<other@rcpt.test>", 0)]
+    assert _ops(r, "addrcpt", "delrcpt") == [
+        ("delrcpt", "", "<b1@rcpt.test>", 0),
+        ("delrcpt", "", "<b2@rcpt.test>", 0),
+        ("addrcpt", "", "<other@rcpt.test>", 0),
+    ]
 
 
 def test_bcc(send: Callable[..., Reply]) -> None:
@@ -147,7 +161,9 @@ def test_served_logs_in_postfix_form(served: MailwardenProcess, send: Callable[.
     assert "warning: header Subject: warn from " in log and "proto=ESMTP helo=<client.test>: looked" in log
 
 
-def test_start_refused_on_a_bad_rule(tmp_path: Path, mailwarden_factory: Callable[..., MailwardenProcess]) -> None:
+def test_start_refused_on_a_bad_rule(
+    tmp_path: Path, mailwarden_factory: Callable[..., MailwardenProcess]
+) -> None:
     base = write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ REJECT\n/^X-(/ REJECT\n"})
     with pytest.raises(RuntimeError) as exc:
         mailwarden_factory(CONFIG.format(dirs=str(base)))

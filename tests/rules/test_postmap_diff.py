@@ -24,7 +24,7 @@ MESSAGE = (
     b"\tby mail.example (Postfix) with ESMTP id ABC123\n"
     b"Subject: foo\n\tbar baz\n"
     b"SUBJECT: Upper Case 42\n"
-    b"From: \"Alice\" <alice@example.com>\n"
+    b'From: "Alice" <alice@example.com>\n'
     b"To: bob@example.net, carol@example.org\n"
     b"X-Multi: a\n b\n  c\n"
     b"X-Empty:\n"
@@ -36,10 +36,10 @@ MESSAGE = (
     b"X-Words: the quick brown fox jumps over the lazy dog\n"
     b"X-CR: carriage\r\n"
     b"X-Brackets: [a] {b} (c) ]d[\n"
-    b"Content-Type: multipart/mixed; boundary=\"XX\"\n"
+    b'Content-Type: multipart/mixed; boundary="XX"\n'
     b"\n"
     b"--XX\n"
-    b"Content-Type: application/octet-stream; name=\"evil.exe\"\n"
+    b'Content-Type: application/octet-stream; name="evil.exe"\n'
     b"\n"
     b"body line one\n"
     b"\tindented body line\n"
@@ -129,7 +129,7 @@ PCRE_RULES = [
     b"/^X-Words: (?<w>the)/ INFO named $1",
     b"/(\\w+) \\1/ INFO backreference $1",
     b"/^Received:.*\\n\\tby (\\S+)/ INFO received by $1",
-    b"/^Content-Type:.*name=\"([^\"]+)\"/ REJECT attachment $1",
+    b'/^Content-Type:.*name="([^"]+)"/ REJECT attachment $1',
     b"/^X-Words: (?:the|a) (\\w+)/ INFO alt capture $1",
     b"/^X-Words: the\\s++quick/ INFO possessive",
     b"/^X-Words: (?>the) quick/ INFO atomic",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.rules.helpers import config_for, transaction, write_packs
 
 from mailwarden.bootstrap import BuildEnv
 from mailwarden.core.decisions import Action, Outcome
@@ -16,7 +17,6 @@ from mailwarden.errors import ConfigError
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules.build import rule_stages
 from mailwarden.rules.holder import RuleSetHolder
-from tests.rules.helpers import config_for, transaction, write_packs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,10 +47,13 @@ def test_reload_swaps_only_a_complete_good_set(tmp_path: Path) -> None:
 
 
 def test_message_in_flight_keeps_its_set(tmp_path: Path) -> None:
-    write_packs(tmp_path, {
-        "header_checks/10.pcre": "/^Subject:/ WARN old\n",
-        "body_checks/10.pcre": "/^hello/ WARN body old\n",
-    })
+    write_packs(
+        tmp_path,
+        {
+            "header_checks/10.pcre": "/^Subject:/ WARN old\n",
+            "body_checks/10.pcre": "/^hello/ WARN body old\n",
+        },
+    )
     env = BuildEnv(config_for(tmp_path, "reload_interval = 0"), StaticZone.from_text(""), "mx", tmp_path)
     stages = rule_stages(env)
     tx = transaction([("Subject", " s")])
@@ -104,13 +107,20 @@ def test_service_refuses_to_start_on_a_bad_rule(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mailwarden", "rules", *args], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "mailwarden", "rules", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_rules_check_reports_file_line_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pcre"
-    bad.write_text("# ok\n/^Subject:/ REJECT\n/^X-(/ REJECT\n/^X-A: (a)/ WARN $2\nendif\n/^X-B:/ FILTER smtp:x\n")
+    bad.write_text(
+        "# ok\n/^Subject:/ REJECT\n/^X-(/ REJECT\n/^X-A: (a)/ WARN $2\nendif\n/^X-B:/ FILTER smtp:x\n"
+    )
     proc = _cli("check", str(bad))
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.rules.helpers import names, run, runtime, transaction
 
 from mailwarden.core.decisions import (
     Action,
@@ -15,7 +16,6 @@ from mailwarden.core.decisions import (
     DeleteRecipient,
 )
 from mailwarden.core.model import Direction
-from tests.rules.helpers import names, run, runtime, transaction
 
 HEADERS = [
     ("Received", " from a by b"),
@@ -34,7 +34,7 @@ def one(tmp_path: Path, rules: str, headers=HEADERS, **kw):  # type: ignore[no-u
 
 
 def test_reject_default_text(tmp_path: Path) -> None:
-    tx, out = one(tmp_path, "/^Subject: hello/ REJECT\n")
+    _, out = one(tmp_path, "/^Subject: hello/ REJECT\n")
     assert out.verdict.action is Action.REJECT
     assert str(out.verdict.reply) == "550 5.7.1 message content rejected"
     assert out.rules == [
@@ -47,8 +47,10 @@ def test_reject_default_text(tmp_path: Path) -> None:
         }
     ]
     assert any(
-        n.startswith("4QID: reject: header Subject: hello world from mx.sender.test[192.0.2.1];"
-                     " from=<alice@sender.test> to=<bob@rcpt.test> proto=ESMTP helo=<mx.sender.test>")
+        n.startswith(
+            "4QID: reject: header Subject: hello world from mx.sender.test[192.0.2.1];"
+            " from=<alice@sender.test> to=<bob@rcpt.test> proto=ESMTP helo=<mx.sender.test>"
+        )
         for n in out.notes
     )
 
@@ -80,15 +82,20 @@ def test_hold_keeps_checking_and_a_later_reject_wins(tmp_path: Path) -> None:
 
 def test_ignore_renumbers_occurrences(tmp_path: Path) -> None:
     tx, out = one(tmp_path, "/^X-A: [23]/ IGNORE\n")
-    # Each delete is relative to the state the previous one left: X-A 2 then (old) X-A 3 = new 2.
-    assert [e for e in out.edits if isinstance(e, DeleteHeader)] == [DeleteHeader("X-A", 2), DeleteHeader("X-A", 2)]
+    # Emitted bottom-up, highest occurrence first, so each refers to the headers as received.
+    assert [e for e in out.edits if isinstance(e, DeleteHeader)] == [
+        DeleteHeader("X-A", 3),
+        DeleteHeader("X-A", 2),
+    ]
     assert names(tx) == ["Received: from a by b", "Subject: hello world", "X-A: 1", "To: bob@rcpt.test"]
 
 
 def test_strip_logs(tmp_path: Path) -> None:
     tx, out = one(tmp_path, "/^Received:/ STRIP privacy\n")
     assert out.edits == [DeleteHeader("Received", 1)]
-    assert any(": strip: header Received: from a by b from " in n and n.endswith(": privacy") for n in out.notes)
+    assert any(
+        ": strip: header Received: from a by b from " in n and n.endswith(": privacy") for n in out.notes
+    )
     assert "Received" not in [h.name for h in tx.message.headers]
 
 
@@ -107,16 +114,32 @@ def test_replace_other_name_deletes_and_inserts_in_place(tmp_path: Path) -> None
 def test_prepend_goes_above_and_is_not_inspected(tmp_path: Path) -> None:
     tx, out = one(tmp_path, "/^X-A:/ PREPEND X-A: prepended\n")
     # Visible position p is insheader index p+1 (the MTA's hidden Received is index 0).
-    assert out.edits == [AddHeader("X-A", " prepended", 3), AddHeader("X-A", " prepended", 5),
-                         AddHeader("X-A", " prepended", 7)]
-    assert names(tx)[2:8] == ["X-A: prepended", "X-A: 1", "X-A: prepended", "X-A: 2", "X-A: prepended", "X-A: 3"]
+    assert out.edits == [
+        AddHeader("X-A", " prepended", 5),
+        AddHeader("X-A", " prepended", 4),
+        AddHeader("X-A", " prepended", 3),
+    ]
+    assert names(tx)[2:8] == [
+        "X-A: prepended",
+        "X-A: 1",
+        "X-A: prepended",
+        "X-A: 2",
+        "X-A: prepended",
+        "X-A: 3",
+    ]
 
 
-def test_prepend_then_ignore_counts_the_prepended_header(tmp_path: Path) -> None:
+def test_prepend_then_ignore_of_a_lower_header(tmp_path: Path) -> None:
     tx, out = one(tmp_path, "/^Subject:/ PREPEND X-A: zero\n/^X-A: 2/ IGNORE\n")
-    assert out.edits == [AddHeader("X-A", " zero", 2), DeleteHeader("X-A", 3)]
-    assert names(tx) == ["Received: from a by b", "X-A: zero", "Subject: hello world", "X-A: 1", "X-A: 3",
-                         "To: bob@rcpt.test"]
+    assert out.edits == [DeleteHeader("X-A", 2), AddHeader("X-A", " zero", 2)]
+    assert names(tx) == [
+        "Received: from a by b",
+        "X-A: zero",
+        "Subject: hello world",
+        "X-A: 1",
+        "X-A: 3",
+        "To: bob@rcpt.test",
+    ]
 
 
 @pytest.mark.parametrize("word,log", [("WARN", "warning"), ("INFO", "info")])
@@ -124,7 +147,9 @@ def test_warn_info(tmp_path: Path, word: str, log: str) -> None:
     _, out = one(tmp_path, f"/^Subject:/ {word} looked\n")
     assert out.verdict.action is Action.CONTINUE and not out.edits
     assert out.rules[0]["action"] == f"{word} looked"
-    assert any(f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.notes)
+    assert any(
+        f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.notes
+    )
 
 
 def test_dunno_stops_the_search_for_that_header(tmp_path: Path) -> None:
@@ -134,10 +159,13 @@ def test_dunno_stops_the_search_for_that_header(tmp_path: Path) -> None:
 
 
 def test_pass_accepts_and_stops_all_checks(tmp_path: Path) -> None:
-    rt = runtime(tmp_path / "rules", {
-        "header_checks/10-a.pcre": "/^Subject:/ PASS trusted\n/^To:/ REJECT\n",
-        "body_checks/10-b.pcre": "/hello/ REJECT\n",
-    })
+    rt = runtime(
+        tmp_path / "rules",
+        {
+            "header_checks/10-a.pcre": "/^Subject:/ PASS trusted\n/^To:/ REJECT\n",
+            "body_checks/10-b.pcre": "/hello/ REJECT\n",
+        },
+    )
     tx = transaction(HEADERS)
     out = run(rt, tx)
     assert out.verdict.action is Action.ACCEPT
@@ -145,9 +173,14 @@ def test_pass_accepts_and_stops_all_checks(tmp_path: Path) -> None:
 
 
 def test_redirect_replaces_all_recipients(tmp_path: Path) -> None:
-    tx, out = one(tmp_path, "/^Subject:/ REDIRECT other@rcpt.test\n", rcpts=("<a@rcpt.test>", "<b@rcpt.test>"))
-    assert out.edits == [DeleteRecipient("<a@rcpt.test>"), DeleteRecipient("<b@rcpt.test>"),
-                         AddRecipient("<other@rcpt.test>")]
+    tx, out = one(
+        tmp_path, "/^Subject:/ REDIRECT other@rcpt.test\n", rcpts=("<a@rcpt.test>", "<b@rcpt.test>")
+    )
+    assert out.edits == [
+        DeleteRecipient("<a@rcpt.test>"),
+        DeleteRecipient("<b@rcpt.test>"),
+        AddRecipient("<other@rcpt.test>"),
+    ]
     assert tx.envelope.rcpts == ("<other@rcpt.test>",)
 
 
@@ -161,16 +194,19 @@ def test_filter_warns_at_load_and_is_ignored(tmp_path: Path) -> None:
     from mailwarden.rules.loader import load_table
 
     path = tmp_path / "rules/header_checks/10-test.pcre"
-    tx, out = one(tmp_path, "/^Subject:/ FILTER smtp:[127.0.0.1]:10025\n")
+    _, out = one(tmp_path, "/^Subject:/ FILTER smtp:[127.0.0.1]:10025\n")
     assert out.verdict.action is Action.CONTINUE and not out.edits
     assert any("FILTER has no milter equivalent" in p.reason for p in load_table(path).problems)
 
 
 def test_first_match_across_tables_in_lexical_order(tmp_path: Path) -> None:
-    rt = runtime(tmp_path / "rules", {
-        "header_checks/50-late.pcre": "/^Subject:/ REJECT late\n",
-        "header_checks/00-early.pcre": "/^Subject:/ WARN early\n",
-    })
+    rt = runtime(
+        tmp_path / "rules",
+        {
+            "header_checks/50-late.pcre": "/^Subject:/ REJECT late\n",
+            "header_checks/00-early.pcre": "/^Subject:/ WARN early\n",
+        },
+    )
     out = run(rt, transaction(HEADERS))
     assert out.verdict.action is Action.CONTINUE
     assert [r["action"] for r in out.rules] == ["WARN early"]
@@ -181,10 +217,13 @@ def test_top_level_mime_headers_go_to_mime_header_checks(tmp_path: Path) -> None
     # mime_header_checks defaults to the header_checks tables while it has none (Postfix default).
     _, out = one(tmp_path, "/^Content-Type:/ WARN ct\n", headers=headers)
     assert out.rules[0]["class"] == "mime_header_checks"
-    rt = runtime(tmp_path / "r2", {
-        "header_checks/10.pcre": "/^Content-Type:/ REJECT header\n",
-        "mime_header_checks/10.pcre": "/^MIME-Version:/ WARN mime\n",
-    })
+    rt = runtime(
+        tmp_path / "r2",
+        {
+            "header_checks/10.pcre": "/^Content-Type:/ REJECT header\n",
+            "mime_header_checks/10.pcre": "/^MIME-Version:/ WARN mime\n",
+        },
+    )
     out = run(rt, transaction(headers))
     assert out.verdict.action is Action.CONTINUE
     assert [(r["class"], r["action"]) for r in out.rules] == [("mime_header_checks", "WARN mime")]
@@ -209,12 +248,17 @@ MULTIPART = (
 
 
 def test_mime_parts_nested_and_body_classes(tmp_path: Path) -> None:
-    rt = runtime(tmp_path / "rules", {
-        "mime_header_checks/10.pcre": "/^X-Part: (.*)/ WARN part $1\n/^Content-Type: (.*)/ INFO ct $1\n",
-        "nested_header_checks/10.pcre": "/^Subject: (.*)/ WARN nested $1\n",
-        "body_checks/10.pcre": "/^(.*text|inner body|--XX.*)$/ INFO body $1\n",
-    })
-    tx = transaction([("Subject", " top"), ("Content-Type", ' multipart/mixed; boundary="XX"')], body=MULTIPART)
+    rt = runtime(
+        tmp_path / "rules",
+        {
+            "mime_header_checks/10.pcre": "/^X-Part: (.*)/ WARN part $1\n/^Content-Type: (.*)/ INFO ct $1\n",
+            "nested_header_checks/10.pcre": "/^Subject: (.*)/ WARN nested $1\n",
+            "body_checks/10.pcre": "/^(.*text|inner body|--XX.*)$/ INFO body $1\n",
+        },
+    )
+    tx = transaction(
+        [("Subject", " top"), ("Content-Type", ' multipart/mixed; boundary="XX"')], body=MULTIPART
+    )
     out = run(rt, tx)
     got = [(r["class"], r["action"]) for r in out.rules]
     assert got == [
@@ -233,7 +277,9 @@ def test_mime_parts_nested_and_body_classes(tmp_path: Path) -> None:
 
 
 def test_part_header_edit_is_not_possible_but_terminal_actions_work(tmp_path: Path) -> None:
-    rt = runtime(tmp_path / "rules", {"mime_header_checks/10.pcre": "/^X-Part:/ IGNORE\n/^X-Bad:/ REJECT bad part\n"})
+    rt = runtime(
+        tmp_path / "rules", {"mime_header_checks/10.pcre": "/^X-Part:/ IGNORE\n/^X-Bad:/ REJECT bad part\n"}
+    )
     body = MULTIPART.replace(b"X-Part: one\r\n", b"X-Part: one\r\nX-Bad: yes\r\n")
     tx = transaction([("Content-Type", ' multipart/mixed; boundary="XX"')], body=body)
     out = run(rt, tx)
@@ -248,12 +294,17 @@ def test_body_checks_size_limit(tmp_path: Path) -> None:
     packs = {"body_checks/10.pcre": "/^needle$/ REJECT found\n"}
     out = run(runtime(tmp_path / "a", packs), transaction([("Subject", " s")], body=body))
     assert out.verdict.action is Action.CONTINUE  # beyond the first 51200 bytes
-    out = run(runtime(tmp_path / "b", packs, "body_size_limit = 100000"), transaction([("Subject", " s")], body=body))
+    out = run(
+        runtime(tmp_path / "b", packs, "body_size_limit = 100000"),
+        transaction([("Subject", " s")], body=body),
+    )
     assert out.verdict.action is Action.REJECT
 
 
 def test_outbound_class_only_for_outbound_mail(tmp_path: Path) -> None:
-    rt = runtime(tmp_path / "rules", {"outbound_header_checks/00.pcre": "/^X-A:/ IGNORE\n/^Subject:/ REJECT\n"})
+    rt = runtime(
+        tmp_path / "rules", {"outbound_header_checks/00.pcre": "/^X-A:/ IGNORE\n/^Subject:/ REJECT\n"}
+    )
     tx = transaction(HEADERS)
     out = run(rt, tx)
     assert not out.edits and out.verdict.action is Action.CONTINUE
@@ -267,7 +318,7 @@ def test_outbound_class_only_for_outbound_mail(tmp_path: Path) -> None:
 
 def test_header_value_bytes_are_kept(tmp_path: Path) -> None:
     headers = [("Subject", "  two spaces\n\tand fold \udce9")]
-    tx, out = one(tmp_path, "/^Subject: (.*)$/ REPLACE Subject: [$1]\n", headers=headers)
+    _, out = one(tmp_path, "/^Subject: (.*)$/ REPLACE Subject: [$1]\n", headers=headers)
     assert out.edits == [ChangeHeader("Subject", 1, " [ two spaces\n\tand fold \udce9]")]
 
 

@@ -69,7 +69,9 @@ def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tu
         queue_id=flags.queue_id or "",
     )
     body = Body.from_bytes(parsed.body, runtime.config.milter.spool_threshold)
-    message = Message(list(derived.visible), body, derived.mta_header, list(derived.delivery_headers))
+    message = Message(
+        list(derived.visible), body, derived.mta_header, delivery=list(derived.delivery_headers)
+    )
     tx = Transaction(conn, env, message, runtime.direction.direction(conn))
     return tx, parsed.crlf
 

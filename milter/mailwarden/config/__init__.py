@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, PolicySection, StripSection
+from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, PolicySection
 from mailwarden.config.dkim import DkimSection
 from mailwarden.config.dmarc import AuthresSection, DmarcSection, SpfSection
 from mailwarden.config.loader import build
@@ -19,7 +19,6 @@ class Config:
     milter: MilterSection = field(default_factory=MilterSection)
     policy: PolicySection = field(default_factory=PolicySection)
     hopcount: HopcountSection = field(default_factory=HopcountSection)
-    strip: StripSection = field(default_factory=StripSection)
     dns: DnsSection = field(default_factory=DnsSection)
     rules: RulesSection = field(default_factory=RulesSection)
     dkim: DkimSection = field(default_factory=DkimSection)

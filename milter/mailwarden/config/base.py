@@ -1,12 +1,10 @@
-"""The foundation's sections: [milter], [policy], [hopcount], [strip], [dns]."""
+"""The foundation's sections: [milter], [policy], [hopcount], [dns]."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 from typing import Literal
-
-from mailwarden.core.stages.strip import DEFAULT_STRIP
 
 
 @dataclass(frozen=True)
@@ -75,12 +73,6 @@ class HopcountSection:
 
     def check(self) -> list[tuple[str, str]]:
         return [("limit", "must not be negative")] if self.limit < 0 else []
-
-
-@dataclass(frozen=True)
-class StripSection:
-    headers: tuple[str, ...] = DEFAULT_STRIP
-    """Headers deleted from outbound mail, every occurrence."""
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def _comment(text: str, prefix: str = "# ") -> list[str]:
     return [(prefix + line).rstrip() for line in text.splitlines()]
 
 
-def _section_of(tp: Any) -> tuple[str, type] | None:
+def _section_of(tp: Any) -> tuple[str, Any] | None:
     """('table', cls) for a nested dataclass, ('array', cls) / ('map', cls) for collections of them."""
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return "table", tp
@@ -85,13 +85,13 @@ def render_section(name: str, obj: Any, lines: list[str]) -> None:
     if doc and not doc.startswith(cls.__name__ + "("):
         lines.extend(_comment(doc))
     lines.append(f"[{name}]")
-    nested: list[tuple[str, str, type, str]] = []
+    nested: list[tuple[str, str, Any, str]] = []
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):
             continue
-        kind = _section_of(hints[f.name])
-        if kind is not None:
-            nested.append((f.name, kind[0], kind[1], docs.get(f.name, "")))
+        found = _section_of(hints[f.name])
+        if found is not None:
+            nested.append((f.name, found[0], found[1], docs.get(f.name, "")))
             continue
         lines.extend(_comment(docs.get(f.name, "")))
         lines.append(f"{f.name} = {toml_value(getattr(obj, f.name))}")

@@ -38,8 +38,12 @@ class Verdict:
 
     @property
     def terminal(self) -> bool:
-        """Whether the verdict ends the pipeline (every action but continue)."""
-        return self.action is not Action.CONTINUE
+        """Whether the verdict ends the pipeline.
+
+        Quarantine does not: a held message is released later as it is, so it must still get
+        every edit (Authentication-Results, DKIM signature) the stages after it would make.
+        """
+        return self.action not in (Action.CONTINUE, Action.QUARANTINE)
 
     @classmethod
     def reject(cls, code: str, dsn: str, text: str) -> Verdict:
@@ -179,10 +183,22 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     decided_by: str = ""
+    finished: bool = False
+    """No stage runs any more: a reject, tempfail, discard or accept was decided."""
 
-    @property
-    def finished(self) -> bool:
-        return self.verdict.terminal
+    def decide(self, verdict: Verdict, stage: str) -> None:
+        """Fold one stage's verdict in: the first quarantine reason is kept, a later reject,
+        tempfail or discard overrides it, and an accept after a quarantine keeps the hold."""
+        if verdict.action is Action.CONTINUE:
+            return
+        if verdict.action is Action.QUARANTINE:
+            if self.verdict.action is not Action.QUARANTINE:
+                self.verdict, self.decided_by = verdict, stage
+            return
+        self.finished = True
+        if verdict.action is Action.ACCEPT and self.verdict.action is Action.QUARANTINE:
+            return
+        self.verdict, self.decided_by = verdict, stage
 
     def to_json(self) -> dict[str, Any]:
         return {

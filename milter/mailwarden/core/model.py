@@ -127,13 +127,16 @@ class Message:
     """Headers and body as they will be delivered, edited in place by the pipeline.
 
     `headers` are the headers a milter sees. `mta_header` is the receiving MTA's own Received
-    header, which milters never see; `above` holds headers inserted at index 0, above it.
+    header, which milters never see; `above` holds headers inserted above it (insheader index 0).
+    `delivery` holds what delivery agents added later on top (Return-Path, Delivered-To), which
+    dry-run meets in archived mail and a milter never sees.
     """
 
     headers: list[Header]
     body: Body
     mta_header: Header | None = None
     above: list[Header] = field(default_factory=list)
+    delivery: list[Header] = field(default_factory=list)
 
     def get_all(self, name: str) -> list[Header]:
         lname = name.lower()
@@ -146,7 +149,7 @@ class Message:
     def delivered_headers(self) -> list[Header]:
         """Every header in delivery order, the MTA's own included."""
         mta = [self.mta_header] if self.mta_header is not None else []
-        return [*self.above, *mta, *self.headers]
+        return [*self.delivery, *self.above, *mta, *self.headers]
 
     def to_bytes(self) -> bytes:
         head = b"".join(h.raw() + b"\r\n" for h in self.delivered_headers())

@@ -66,8 +66,8 @@ class Pipeline:
     def run_phase(self, tx: Transaction, phase: Phase, outcome: Outcome) -> Outcome:
         """Run the stages of one phase, folding their results into `outcome`.
 
-        Stops at the first terminal verdict. Edits are applied to `tx` as they come, so later
-        stages see the message as it will be delivered.
+        Stops at the first reject, tempfail, discard or accept (`Outcome.decide`). Edits are
+        applied to `tx` as they come, so later stages see the message as it will be delivered.
         """
         for stage in self.stages:
             if outcome.finished:
@@ -78,8 +78,8 @@ class Pipeline:
             try:
                 result = stage.run(tx, outcome)
             except Exception:  # a failing stage must never become a traceback to the MTA
-                outcome.verdict = self.on_error(stage.name)
-                outcome.decided_by = stage.name
+                outcome.decide(self.on_error(stage.name), stage.name)
+                outcome.finished = True
                 outcome.notes.append(f"stage {stage.name} failed:\n{traceback.format_exc()}")
                 outcome.facts.setdefault("errors", []).append(stage.name)
                 break
@@ -105,6 +105,5 @@ class Pipeline:
             outcome.auth[key] = value
         outcome.rules.extend(result.rules)
         outcome.notes.extend(result.notes)
-        if result.verdict is not None and result.verdict.terminal:
-            outcome.verdict = result.verdict
-            outcome.decided_by = name
+        if result.verdict is not None:
+            outcome.decide(result.verdict, name)

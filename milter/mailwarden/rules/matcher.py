@@ -187,9 +187,10 @@ class Matcher:
             m = self._run(rule, rule.code, text, timeouts)
             if (m is not None) == rule.negate:
                 continue
-            if rule.code2 is not None and (
-                self._run(rule, rule.code2, text, timeouts) is not None
-            ) == rule.negate2:
+            if (
+                rule.code2 is not None
+                and (self._run(rule, rule.code2, text, timeouts) is not None) == rule.negate2
+            ):
                 continue
             assert rule.replacement is not None
             literal = rule.replacement.literal

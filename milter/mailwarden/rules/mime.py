@@ -132,6 +132,8 @@ def walk(
             if depth >= 0:
                 continue
         if used >= size_limit:
+            if not boundaries:
+                break  # no part can follow: the rest of the body is never checked
             continue
         used += len(line) + 1
         if len(line) <= line_limit:

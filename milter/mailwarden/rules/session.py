@@ -1,9 +1,9 @@
 """One message's walk through the rule classes: matches become verdicts, edits, log lines, report.
 
-The stages feed a Session header by header (or body line by line) in message order. Header edits
-are computed against a running copy of the visible headers, because the pipeline applies each
-edit to the state the previous one left: a delete renumbers the later headers of that name, and a
-prepended header shifts positions and, if it shares the name, occurrences too.
+The stages feed a Session header by header (or body line by line) in message order, so the first
+terminal action in message order wins. Header edits are planned per header and emitted from the
+bottom of the message up: an edit never moves a header above it, so every occurrence and index
+refers to the headers as received, and deletes of one name come highest occurrence first.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ class Session:
     pending: Pending
     outbound: bool = False
     headers: list[Header] = field(default_factory=list)
+    header_edits: dict[int, list[Edit]] = field(default_factory=dict)
+    """Planned header edits by position in `headers`, emitted bottom-up by `all_edits()`."""
     edits: list[Edit] = field(default_factory=list)
+    """Envelope edits, in the order they were decided."""
     notes: list[str] = field(default_factory=list)
     report: list[dict[str, Any]] = field(default_factory=list)
     verdict: Verdict | None = None
@@ -69,7 +72,7 @@ class Session:
     def check_header(self, klass: str, pos: int | None) -> int:
         """Check the header at visible position `pos` of the running copy (None: not editable).
 
-        Returns how far the caller's position moves (PREPEND inserts, IGNORE deletes).
+        Returns how far the caller's position moves: always 1, since `headers` is never edited.
         """
         assert pos is not None
         header = self.headers[pos]
@@ -159,29 +162,36 @@ class Session:
         if kw in (Kw.IGNORE, Kw.STRIP):
             if kw is Kw.STRIP:
                 self.log("strip", what, shown, text)
-            self.edits.append(DeleteHeader(header.name, self._occurrence(pos)))
-            del self.headers[pos]
-            return 0
+            self._plan(pos, DeleteHeader(header.name, self._occurrence(pos)))
+            return 1
         parts = split_header(text, folded=kw is Kw.REPLACE)
         if parts is None:
             self.log("warning", what, shown, f"bad {kw.value} header text: {text[:60]}")
             return 1
         name, value = parts
-        new = Header(name, value)
         if kw is Kw.REPLACE:
             self.log("replace", what, shown, text)
             if name == header.name:
-                self.edits.append(ChangeHeader(name, self._occurrence(pos), value))
+                self._plan(pos, ChangeHeader(name, self._occurrence(pos), value))
             else:
-                self.edits.append(DeleteHeader(header.name, self._occurrence(pos)))
-                self.edits.append(AddHeader(name, value, pos + 1))
-            self.headers[pos] = new
+                self._plan(pos, DeleteHeader(header.name, self._occurrence(pos)))
+                self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
             return 1
-        # PREPEND: directly above this header; insheader index counts the MTA's hidden Received.
         self.log("prepend", what, shown, text)
-        self.edits.append(AddHeader(name, value, pos + 1))
-        self.headers.insert(pos, new)
-        return 2
+        self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
+        return 1
+
+    def _plan(self, pos: int, edit: Edit) -> None:
+        self.header_edits.setdefault(pos, []).append(edit)
+
+    def _insert_index(self, pos: int) -> int:
+        # insheader counts headers inserted above the MTA's hidden Received, then that header.
+        return len(self.tx.message.above) + 1 + pos
+
+    def all_edits(self) -> list[Edit]:
+        """Header edits bottom-up, then envelope edits."""
+        ordered = [e for pos in sorted(self.header_edits, reverse=True) for e in self.header_edits[pos]]
+        return ordered + self.edits
 
     def _occurrence(self, pos: int) -> int:
         lname = self.headers[pos].name.lower()

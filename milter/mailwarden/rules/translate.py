@@ -222,7 +222,7 @@ def translate_pcre(src: bytes, flags: str) -> Translated:
             i = _greed(src, i, out, opts["U"])
             last_was_quant_target = False
             continue
-        if verbose and c in b"+?" and out.rstrip(b" \t\n\v\f\r")[-1:] in (b"*", b"+", b"?", b"}"):
+        if verbose and c in b"+?" and bytes(out.rstrip(b" \t\n\v\f\r")[-1:]) in (b"*", b"+", b"?", b"}"):
             # x flag: a lazy/possessive suffix may stand apart from its quantifier ("a? ?").
             out.append(c)
             i += 1
@@ -333,7 +333,7 @@ class _Posix:
         level = self.levels[-1]
         if not level or level[-1][1] in (BAR, ANCHOR):
             if self.extended:
-                raise Unsupported("Invalid preceding regular expression", at)
+                raise PatternError("Invalid preceding regular expression", at)
             self.add(regex.escape(q))
             return
         text, kind = level[-1]
@@ -365,7 +365,7 @@ class _Posix:
             c = src[i]
             if c == 0x5C:
                 if i + 1 >= n:
-                    raise Unsupported("Trailing backslash", i)
+                    raise PatternError("Trailing backslash", i)
                 e = src[i + 1]
                 at = i
                 i += 2
@@ -373,12 +373,12 @@ class _Posix:
                     self.open_group(at)
                 elif not ext and e == 0x29:
                     if len(self.levels) == 1:
-                        raise Unsupported("Unmatched ) or \\)", at)
+                        raise PatternError("Unmatched ) or \\)", at)
                     self.close_group(at)
                 elif not ext and e == 0x7B:
                     end = src.find(b"\\}", i)
                     if end < 0:
-                        raise Unsupported("Unmatched \\{", at)
+                        raise PatternError("Unmatched \\{", at)
                     self.quantify(_interval(b"{" + src[i:end] + b"}", at), at)
                     i = end + 2
                 elif not ext and e == 0x7C:
@@ -424,7 +424,7 @@ class _Posix:
             elif ext and c == 0x7B:
                 end = src.find(b"}", i)
                 if end < 0:
-                    raise Unsupported("Unmatched { or \\{", i)
+                    raise PatternError("Unmatched { or \\{", i)
                 self.quantify(_interval(src[i : end + 1], i), i)
                 i = end
             elif ext and c == 0x28:
@@ -440,7 +440,7 @@ class _Posix:
                 self.add(regex.escape(bytes([c])))
             i += 1
         if len(self.levels) > 1:
-            raise Unsupported("Unmatched ( or \\(", self.opened[-1])
+            raise PatternError("Unmatched ( or \\(", self.opened[-1])
         return b"".join(t for t, _ in self.levels[0])
 
 
@@ -453,14 +453,19 @@ def _variable(group: bytes) -> bool:
 def _interval(text: bytes, at: int) -> bytes:
     m = re.fullmatch(rb"\{(\d+)(,(\d*))?\}", text)
     if m is None:
-        raise Unsupported("Invalid content of \\{\\}", at)
+        raise PatternError("Invalid content of \\{\\}", at)
     low = int(m.group(1))
     high = m.group(3)
     if low > 32767 or (high and int(high) > 32767):
-        raise Unsupported("Regular expression too big", at)
+        raise PatternError("Regular expression too big", at)
     if high and int(high) < low:
-        raise Unsupported("Invalid content of \\{\\}", at)
+        raise PatternError("Invalid content of \\{\\}", at)
     return text
+
+
+_POSIX_CLASSES = frozenset(
+    b"alpha digit alnum upper lower space blank punct print graph cntrl xdigit".split()
+)
 
 
 def _bracket(src: bytes, i: int, newline: bool) -> tuple[bytes, int]:
@@ -475,7 +480,7 @@ def _bracket(src: bytes, i: int, newline: bool) -> tuple[bytes, int]:
     n = len(src)
     while True:
         if i >= n:
-            raise Unsupported("Unmatched [, [^, [:, [., or [=", start)
+            raise PatternError("Unmatched [, [^, [:, [., or [=", start)
         c = src[i]
         if c == 0x5D and not first:
             i += 1
@@ -485,22 +490,19 @@ def _bracket(src: bytes, i: int, newline: bool) -> tuple[bytes, int]:
             kind = src[i + 1 : i + 2]
             close = src.find(kind + b"]", i + 2)
             if close < 0:
-                raise Unsupported("Unmatched [, [^, [:, [., or [=", i)
+                raise PatternError("Unmatched [, [^, [:, [., or [=", i)
             if kind != b":":
                 raise Unsupported("collating elements and equivalence classes are not supported", i)
             name = src[i + 2 : close]
-            if name not in (
-                b"alpha", b"digit", b"alnum", b"upper", b"lower", b"space",
-                b"blank", b"punct", b"print", b"graph", b"cntrl", b"xdigit",
-            ):
-                raise Unsupported("Invalid character class name", i)
+            if name not in _POSIX_CLASSES:
+                raise PatternError("Invalid character class name", i)
             items.append(b"[:" + name + b":]")
             i = close + 2
             continue
         if src[i + 1 : i + 2] == b"-" and i + 2 < n and src[i + 2] != 0x5D:
             hi = src[i + 2]
             if hi < c:
-                raise Unsupported("Invalid range end", i)
+                raise PatternError("Invalid range end", i)
             items.append(regex.escape(bytes([c])) + b"-" + regex.escape(bytes([hi])))
             i += 3
             continue

@@ -45,7 +45,7 @@ def result(session: Session, options: RuleOptions, verdict: Verdict | None = Non
         final = Verdict.tempfail("temporary failure in header checks", dsn="4.3.0")
     return StageResult(
         verdict=final,
-        edits=tuple(session.edits),
+        edits=tuple(session.all_edits()),
         facts=facts,
         rules=tuple(session.report),
         notes=tuple(session.notes),
