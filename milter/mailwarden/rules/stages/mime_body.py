@@ -13,7 +13,7 @@ from mailwarden.core.decisions import Outcome, StageResult
 from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.rules.holder import RuleSetHolder
-from mailwarden.rules.mime import body_lines, walk
+from mailwarden.rules.mime import body_lines, content_type, walk
 from mailwarden.rules.session import finish
 from mailwarden.rules.stages.common import DEFAULT_OPTIONS, RuleOptions, result, start
 
@@ -36,9 +36,12 @@ class BodyChecks:
         if not session.stopped and any(len(rules.matcher(k)) for k in BODY_CLASSES):
             ctype = tx.message.get("Content-Type")
             top = ctype.value.encode("utf-8", "surrogateescape") if ctype is not None else None
-            lines = body_lines(tx.message.body.chunks())
             wanted = {k for k in BODY_CLASSES if len(rules.matcher(k))}
             opts = self.options
+            # Without body_checks, only the parts of a multipart or message/rfc822 body have
+            # anything to check: a single-part body need not be read at all.
+            structured = top is not None and content_type(top)[0].startswith(("multipart/", "message/"))
+            lines = body_lines(tx.message.body.chunks()) if "body_checks" in wanted or structured else ()
             for item in walk(top, lines, opts.body_size_limit, opts.line_length_limit):
                 if item.klass in wanted:
                     session.check_text(item.klass, item.text, item.what)
