@@ -112,7 +112,7 @@ def mailwarden(tmp: Path, key: Path) -> tuple[subprocess.Popen[bytes], Path]:
     conf.write_text(
         "[milter]\nlog_level = \"warning\"\n[rules]\nenabled = false\n"
         "[spf]\nenabled = false\n[dmarc]\nenabled = false\n"
-        "[strip]\nheaders = []\n"
+
         f"[dkim.keys.rsa]\ndomain = \"example.com\"\nselector = \"rsa\"\nkey_file = \"{key}\"\n"
         "[[dkim.sign]]\nmatch = [\"example.com\"]\nkeys = [\"rsa\"]\n"
     )

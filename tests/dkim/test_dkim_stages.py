@@ -39,11 +39,15 @@ def test_outbound_dual_signing_from_one_rule(keydir: Path) -> None:
     ]
 
 
-def test_signature_covers_edits_of_earlier_stages(keydir: Path) -> None:
-    # Strip deletes User-Agent/Received before signing; signing must see the result.
+def test_signature_covers_edits_of_earlier_stages(keydir: Path, tmp_path: Path) -> None:
+    # Outbound header rules delete User-Agent/Received (default pack) and here Subject (our pack)
+    # before signing; signing must see the result.
+    pack = tmp_path / "pack" / "outbound_header_checks"
+    pack.mkdir(parents=True)
+    (pack / "90-test.pcre").write_text("/^Subject:/ IGNORE\n")
     raw = MSG.replace(b"X-Unsigned: yes\r\n", b"User-Agent: Mutt\r\nReceived: from laptop\r\n")
     tx = make_tx(raw)
-    rt = runtime(sign_config(keydir, extra='[strip]\nheaders = ["User-Agent", "Received", "Subject"]\n'))
+    rt = runtime(sign_config(keydir, extra=f'[rules]\ndirs = ["{tmp_path / "pack"}"]\n'))
     rt.pipeline.run(tx)
     out = delivered(tx)
     assert b"Subject:" not in out and b"User-Agent" not in out
