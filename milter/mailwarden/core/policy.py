@@ -21,13 +21,7 @@ class DirectionPolicy:
         return cls(frozenset(daemons), tuple(ipaddress.ip_network(n, strict=False) for n in networks))
 
     def is_trusted(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.trusted_networks)
+        return in_networks(ip, self.trusted_networks)
 
     def direction(self, conn: Connection) -> Direction:
         """Outbound when SASL-authenticated, on an originating listener, or from a trusted network."""
@@ -38,3 +32,14 @@ class DirectionPolicy:
         if self.is_trusted(conn.client_ip):
             return Direction.OUTBOUND
         return Direction.INBOUND
+
+
+def in_networks(ip: str, networks: Iterable[Network]) -> bool:
+    """Whether `ip` (bare, [bracketed] or IPv6:-prefixed; IPv4-mapped too) is in any network."""
+    try:
+        addr = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in networks)

@@ -6,18 +6,16 @@ can show it; `DmarcEnforce` turns it into a verdict after the header is written.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, replace
 
 from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, SPF_FACT, DkimResult, SpfResult
 from mailwarden.core.decisions import Outcome, StageResult
 from mailwarden.core.model import Direction, Transaction, strip_brackets
 from mailwarden.core.pipeline import Phase
+from mailwarden.core.policy import Network, in_networks
 from mailwarden.dmarc.evaluate import Evaluator
 from mailwarden.dmarc.from_header import author_domain
 from mailwarden.dmarc.result import DmarcResult
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +31,7 @@ class LocalPolicy:
         """Why this message must not be rejected or held ("" if nothing exempts it)."""
         if self.report_only:
             return "report_only"
-        if self.exempt_networks and _in(tx.connection.client_ip, self.exempt_networks):
+        if self.exempt_networks and in_networks(tx.connection.client_ip, self.exempt_networks):
             return "exempt_network"
         labels = domain.split(".")
         if any(".".join(labels[i:]) in self.exempt_sender_domains for i in range(len(labels))):
@@ -76,12 +74,3 @@ class DmarcCheck:
                 + (f": {result.reason}" if result.reason else ""))
         return StageResult(facts={DMARC_FACT: result}, auth={"dmarc": result.to_json()}, notes=(note,))
 
-
-def _in(ip: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return any(addr in net for net in networks)
