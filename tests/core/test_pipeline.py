@@ -66,7 +66,7 @@ def test_a_raising_stage_becomes_a_tempfail_with_traceback_note() -> None:
     assert outcome.verdict.action is Action.TEMPFAIL
     assert outcome.verdict.reply is not None and outcome.verdict.reply.code == "451"
     assert outcome.verdict.reply.dsn == "4.3.0"
-    assert "stage exploded" in outcome.notes[0]
+    assert "stage exploded" in outcome.errors[0]
 
 
 def test_quarantine_lets_later_stages_edit_and_a_later_reject_wins() -> None:

@@ -51,7 +51,7 @@ def test_reject_default_text(tmp_path: Path) -> None:
             "4QID: reject: header Subject: hello world from mx.sender.test[192.0.2.1];"
             " from=<alice@sender.test> to=<bob@rcpt.test> proto=ESMTP helo=<mx.sender.test>"
         )
-        for n in out.notes
+        for n in out.log
     )
 
 
@@ -94,7 +94,7 @@ def test_strip_logs(tmp_path: Path) -> None:
     tx, out = one(tmp_path, "/^Received:/ STRIP privacy\n")
     assert out.edits == [DeleteHeader("Received", 1)]
     assert any(
-        ": strip: header Received: from a by b from " in n and n.endswith(": privacy") for n in out.notes
+        ": strip: header Received: from a by b from " in n and n.endswith(": privacy") for n in out.log
     )
     assert "Received" not in [h.name for h in tx.message.headers]
 
@@ -148,7 +148,7 @@ def test_warn_info(tmp_path: Path, word: str, log: str) -> None:
     assert out.verdict.action is Action.CONTINUE and not out.edits
     assert out.rules[0]["action"] == f"{word} looked"
     assert any(
-        f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.notes
+        f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.log
     )
 
 
@@ -286,7 +286,7 @@ def test_part_header_edit_is_not_possible_but_terminal_actions_work(tmp_path: Pa
     assert out.verdict.action is Action.REJECT and out.verdict.reply is not None
     assert out.verdict.reply.text == "bad part"
     assert not out.edits
-    assert any("not possible in a milter" in n for n in out.notes)
+    assert any("not possible in a milter" in n for n in out.log)
 
 
 def test_body_checks_size_limit(tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ def test_outbound_class_only_for_outbound_mail(tmp_path: Path) -> None:
     # REJECT is not an smtp_header_checks action: logged as unsupported, not applied.
     assert out.verdict.action is Action.CONTINUE
     assert [h.name for h in tx.message.headers] == ["Received", "Subject", "To"]
-    assert any("unsupported command in outbound_header_checks: REJECT" in n for n in out.notes)
+    assert any("unsupported command in outbound_header_checks: REJECT" in n for n in out.log)
 
 
 def test_header_value_bytes_are_kept(tmp_path: Path) -> None:
@@ -329,7 +329,7 @@ def test_timeout_counts_as_no_match_or_tempfails(tmp_path: Path) -> None:
     out = run(rt, transaction(headers))
     assert out.verdict.action is Action.CONTINUE
     assert [r["action"] for r in out.rules] == ["WARN fast"]
-    assert any("regex timeout" in n for n in out.notes)
+    assert any("regex timeout" in n for n in out.log)
     rt = runtime(tmp_path / "b", {"header_checks/10.pcre": rules}, 'timeout = 0.02\non_timeout = "tempfail"')
     out = run(rt, transaction(headers))
     assert out.verdict.action is Action.TEMPFAIL

@@ -113,6 +113,10 @@ def _readable(item: Item, tx: Transaction, outcome: Outcome) -> str:
         lines.append(f"    {key}: {json.dumps(value, ensure_ascii=False)}")
     for rule in outcome.rules:
         lines.append(f"    rule {rule.get('file')}:{rule.get('line')}: {rule.get('action')}")
+    for line in outcome.log:
+        lines.append("    log: " + line)
+    for error in outcome.errors:
+        lines.append("    error: " + error.splitlines()[0])
     for note in outcome.notes:
         lines.append("    note: " + note.splitlines()[0])
     return "\n".join(lines)

@@ -206,7 +206,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             unwritable = [e for e in outcome.edits if not _writable(e)]
             if unwritable:
                 # pymilter can only write UTF-8; refuse rather than deliver a half-edited message.
-                outcome.notes.append(f"cannot write non-UTF-8 header value: {unwritable[0]}")
+                outcome.errors.append(f"cannot write non-UTF-8 header value: {unwritable[0]}")
                 verdict = outcome.verdict = Verdict.tempfail("cannot write non-UTF-8 header value")
             else:
                 for edit in outcome.edits:
@@ -269,8 +269,13 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
         LOG.info("%s", summary_line(tx, outcome, time.perf_counter() - self._started))
-        for note in outcome.notes:
-            (LOG.warning if "failed" in note else LOG.info)("%s: %s", self._qid(), note)
+        for line in outcome.log:
+            LOG.info("%s", line)
+        for error in outcome.errors:
+            LOG.warning("%s: %s", self._qid(), error)
+        if LOG.isEnabledFor(logging.DEBUG):
+            for note in outcome.notes:
+                LOG.debug("%s: %s", self._qid(), note)
 
     def _qid(self) -> str:
         tx = self._tx

@@ -157,7 +157,8 @@ class StageResult:
     """What one stage returns.
 
     `facts` are typed values for later stages (e.g. DKIM results for DMARC). `auth` is merged into
-    the report's `auth` object and `rules` extends its `rules` list. `notes` become log lines.
+    the report's `auth` object and `rules` extends its `rules` list. `log` lines are logged at
+    info level (e.g. header_checks' Postfix-form lines); `notes` are details logged at debug level.
     """
 
     verdict: Verdict | None = None
@@ -166,6 +167,7 @@ class StageResult:
     auth: Mapping[str, Any] = field(default_factory=dict)
     rules: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()
+    log: Sequence[str] = ()
 
 
 EMPTY = StageResult()
@@ -181,6 +183,9 @@ class Outcome:
     auth: dict[str, Any] = field(default_factory=dict)
     rules: list[Mapping[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    """Tracebacks of stages that failed."""
     timings: dict[str, float] = field(default_factory=dict)
     decided_by: str = ""
     finished: bool = False
@@ -210,4 +215,6 @@ class Outcome:
             "auth": self.auth,
             "rules": list(self.rules),
             "notes": list(self.notes),
+            "log": list(self.log),
+            "errors": list(self.errors),
         }

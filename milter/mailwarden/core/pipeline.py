@@ -80,8 +80,7 @@ class Pipeline:
             except Exception:  # a failing stage must never become a traceback to the MTA
                 outcome.decide(self.on_error(stage.name), stage.name)
                 outcome.finished = True
-                outcome.notes.append(f"stage {stage.name} failed:\n{traceback.format_exc()}")
-                outcome.facts.setdefault("errors", []).append(stage.name)
+                outcome.errors.append(f"stage {stage.name} failed:\n{traceback.format_exc()}")
                 break
             finally:
                 outcome.timings[stage.name] = self._clock() - started
@@ -105,5 +104,6 @@ class Pipeline:
             outcome.auth[key] = value
         outcome.rules.extend(result.rules)
         outcome.notes.extend(result.notes)
+        outcome.log.extend(result.log)
         if result.verdict is not None:
             outcome.decide(result.verdict, name)

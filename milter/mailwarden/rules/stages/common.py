@@ -48,5 +48,5 @@ def result(session: Session, options: RuleOptions, verdict: Verdict | None = Non
         edits=tuple(session.all_edits()),
         facts=facts,
         rules=tuple(session.report),
-        notes=tuple(session.notes),
+        log=tuple(session.notes),
     )
