@@ -268,7 +268,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 self.chgfrom(_bracket(addr), params or None)
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
-        LOG.info("%s", summary_line(tx, outcome, time.perf_counter() - self._started))
+        if LOG.isEnabledFor(logging.INFO):
+            LOG.info("%s", summary_line(tx, outcome, time.perf_counter() - self._started))
         for line in outcome.log:
             LOG.info("%s", line)
         for error in outcome.errors:

@@ -21,7 +21,7 @@ class DirectionPolicy:
         return cls(frozenset(daemons), tuple(ipaddress.ip_network(n, strict=False) for n in networks))
 
     def is_trusted(self, ip: str) -> bool:
-        return in_networks(ip, self.trusted_networks)
+        return bool(self.trusted_networks) and in_networks(ip, self.trusted_networks)
 
     def direction(self, conn: Connection) -> Direction:
         """Outbound when SASL-authenticated, on an originating listener, or from a trusted network."""
