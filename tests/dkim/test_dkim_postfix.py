@@ -41,6 +41,7 @@ def test_originating_mail_is_signed_and_verifies_at_the_sink(
     text = b" ".join(ar.group(1).split()).decode()
     clauses = [dict(re.findall(r"([\w.]+)=(\S+)", c)) for c in text.split(";") if "dkim=" in c]
     got = sorted((c["dkim"], c.get("header.d"), c.get("header.a"), c.get("header.s"),
-                  len(c.get("header.b", ""))) for c in clauses)
+                  # header.b is quoted when it holds "/" or "+" (not token characters).
+                  len(c.get("header.b", "").strip('"'))) for c in clauses)
     assert got == [("pass", "example.com", "ed25519-sha256", "ed", 8),
                    ("pass", "example.com", "rsa-sha256", "rsa", 8)], text
