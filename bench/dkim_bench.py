@@ -16,17 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _milters import LOAD, ROOT, stop, wait_socket
+
 sys.path.insert(0, str(ROOT / "milter"))
-LOAD = ROOT.parent / "shared" / "tools" / "milterload.py"
 DATA = ROOT / "tests" / "data" / "dkim"
 TARGETS = {("sign", 2048): 2.5, ("sign", 102400): 1.5, ("verify", 2048): 2.0, ("verify", 102400): 1.2}
 
@@ -62,30 +60,6 @@ def signed(raw: bytes) -> bytes:
     (value,) = Signer("relaxed/relaxed", ("From", "To", "Subject", "Date", "Message-ID"), ("From",)).sign(
         [key], p.headers, lambda: [p.body], time.time())
     return Header("DKIM-Signature", value).raw() + b"\r\n" + raw
-
-
-def wait_socket(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start")
-        if path.exists():
-            with socket.socket(socket.AF_UNIX) as s:
-                try:
-                    s.connect(str(path))
-                    return
-                except OSError:
-                    pass
-        time.sleep(0.05)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(3)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def opendkim(tmp: Path, mode: str, key: Path) -> tuple[subprocess.Popen[bytes], Path]:

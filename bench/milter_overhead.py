@@ -10,44 +10,15 @@ sockets on this machine.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-LOAD = ROOT.parent / "shared" / "tools" / "milterload.py"
-
-
-def start(cmd: list[str], sock: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit(f"milter did not start: {cmd}")
-        time.sleep(0.05)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+from _milters import ROOT, milterload, start, stop
 
 
 def load(sock: Path, args: argparse.Namespace, extra: list[str]) -> float:
-    out = subprocess.run(
-        [sys.executable, str(LOAD), "--socket", f"unix:{sock}", "-n", str(args.messages),
-         "-c", str(args.concurrency), "--json", *extra],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return float(json.loads(out)["msgs_per_s"])
+    return float(str(milterload(sock, args.messages, args.concurrency, extra)["msgs_per_s"]))
 
 
 def main() -> None:
@@ -58,12 +29,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ref_sock, mw_sock = Path(tmp) / "ref.sock", Path(tmp) / "mw.sock"
-        ref = start([sys.executable, str(ROOT / "bench" / "trivial_milter.py"), f"unix:{ref_sock}"], ref_sock)
+        ref = start([sys.executable, str(ROOT / "bench" / "trivial_milter.py"), f"unix:{ref_sock}"], ref_sock,
+                    "trivial milter")
         # An empty static zone: every lookup is NXDOMAIN at once, so no network is timed.
         zone = Path(tmp) / "empty.zone"
         zone.write_text("")
         mw = start([str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket", f"unix:{mw_sock}",
-                    "--zone", str(zone)], mw_sock)
+                    "--zone", str(zone)], mw_sock, "mailwarden serve")
         try:
             for direction, extra in (("inbound", []), ("outbound", ["--auth", "user1"])):
                 # Interleave the rounds so drift on a noisy machine hits both alike.
