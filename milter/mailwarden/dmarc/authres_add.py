@@ -47,9 +47,12 @@ class AuthresAdd:
 def header_value(authserv_id: str, facts: Mapping[str, Any], sender: str = "", helo: str = "") -> str:
     """The header value: leading space, folded with "\\n\\t" between results when long."""
     header = AuthenticationResultsHeader(None, authserv_id=authserv_id, results=clauses(facts, sender, helo))
-    parts = [authserv_id.lower(), *(str(r) for r in header.results)] if header.results else []
-    text = str(header.header_value())
-    if len(text) + len("Authentication-Results: ") <= FOLD_AT or not parts:
+    if not header.results:
+        return " " + str(header.header_value())
+    # The same text authres' header_value() gives, with each result rendered once.
+    parts = [authserv_id, *(str(r) for r in header.results)]
+    text = "; ".join(parts)
+    if len(text) + len("Authentication-Results: ") <= FOLD_AT:
         return " " + text
     return " " + ";\n\t".join(_wrap(p) for p in parts)
 
@@ -130,5 +133,7 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
 
 def _printable(text: str, keep_space: bool = False) -> str:
     # Values come from the client or the signer: keep the header printable ASCII, no line breaks.
+    if text.isascii() and text.isprintable() and (keep_space or " " not in text):
+        return text
     low = 0x20 if keep_space else 0x21
     return "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
