@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailwarden import __version__
 from mailwarden.config import Config, load
 from mailwarden.errors import ConfigError, MailwardenError
+
+if TYPE_CHECKING:
+    from mailwarden.bootstrap import Runtime
 
 LOG = logging.getLogger("mailwarden")
 
@@ -68,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _runtime(args: argparse.Namespace) -> tuple[Config, object]:
+def _runtime(args: argparse.Namespace) -> tuple[Config, Runtime]:
     from mailwarden.bootstrap import build_runtime
 
     config = load(args.config)
@@ -104,13 +108,13 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         rcpts=tuple(args.rcpt), auth_user=args.auth_user, daemon_name=args.daemon_name,
         queue_id=args.queue_id,
     )
-    return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)  # type: ignore[arg-type]
+    return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config, runtime = _runtime(args)
-    print(f"{config.source}: OK ({len(runtime.pipeline.stages)} stages: "  # type: ignore[attr-defined]
-          f"{' '.join(s.name for s in runtime.pipeline.stages)})")  # type: ignore[attr-defined]
+    stages = runtime.pipeline.stages
+    print(f"{config.source}: OK ({len(stages)} stages: {' '.join(s.name for s in stages)})")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from tests.support.milterclient import P_HDR_LEADSPC, MilterClient, Reply, apply_mods, header_block
@@ -228,3 +228,21 @@ def test_queue_id_appears_in_the_log(client: MilterClient, served: MailwardenPro
     while not re.search(rf"{qid}\b.*554", served.log()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert re.search(rf"{qid}\b.*554 5\.4\.0", served.log()), served.log()[-2000:]
+
+
+@pytest.mark.parametrize(("mode", "group"), [("0640", "root"), ("0660", "postfix")])
+def test_socket_mode_and_group_come_from_the_config(
+    mailwarden_factory: Callable[..., MailwardenProcess], mode: str, group: str
+) -> None:
+    import grp
+    import stat
+
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        pytest.skip(f"no group {group} on this machine")
+    proc = mailwarden_factory(f'[milter]\nsocket_mode = "{mode}"\nsocket_group = "{group}"\n')
+    st = proc.socket_path.stat()
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == int(mode, 8)
+    assert st.st_gid == gid

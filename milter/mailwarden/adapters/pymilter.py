@@ -341,7 +341,7 @@ def _unix_path(spec: str) -> str | None:
     return spec if spec.startswith("/") else None
 
 
-def serve(holder: RuntimeHolder, socket_spec: str, reloader: Callable[[], None] | None = None) -> None:
+def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     """Run libmilter until SIGTERM/SIGINT, then remove the socket file."""
     config = holder.current.config.milter
     path = _unix_path(socket_spec)
@@ -378,8 +378,6 @@ def serve(holder: RuntimeHolder, socket_spec: str, reloader: Callable[[], None] 
     fix()
     stop = threading.Event()
     _stop_promptly(socket_spec, stop)
-    if reloader is not None:
-        threading.Thread(target=_poll, args=(reloader, stop), name="reload", daemon=True).start()
     LOG.info("listening on %s", socket_spec)
     try:
         _milter_ext.main()
@@ -433,10 +431,3 @@ def _inet_address(spec: str) -> tuple[socket.AddressFamily, tuple[str, int] | No
         host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
     return family, (host, int(port))
 
-
-def _poll(reloader: Callable[[], None], stop: threading.Event, every: float = 3.0) -> None:
-    while not stop.wait(every):
-        try:
-            reloader()
-        except Exception:
-            LOG.exception("reload check failed")

@@ -129,7 +129,6 @@ class ChangeSender:
 
 
 Edit = AddHeader | ChangeHeader | DeleteHeader | AddRecipient | DeleteRecipient | ChangeSender
-HeaderEdit = (AddHeader, ChangeHeader, DeleteHeader)
 
 
 def edit_summary(edit: Edit) -> str:

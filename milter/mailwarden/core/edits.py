@@ -81,16 +81,3 @@ def _bare(addr: str) -> str:
 def _with_rcpts(env: Envelope, rcpts: tuple[str, ...]) -> Envelope:
     return Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
 
-
-def delete_all(headers: Iterable[Header], names: Iterable[str]) -> list[DeleteHeader]:
-    """Deletes for every header with one of `names`, highest occurrence first per name,
-    because a delete renumbers the later headers of the same name."""
-    wanted = {n.lower() for n in names}
-    counts: dict[str, int] = {}
-    spelled: dict[str, str] = {}
-    for h in headers:
-        key = h.name.lower()
-        if key in wanted:
-            counts[key] = counts.get(key, 0) + 1
-            spelled.setdefault(key, h.name)
-    return [DeleteHeader(spelled[k], occ) for k, n in counts.items() for occ in range(n, 0, -1)]
