@@ -11,7 +11,21 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.support.milterclient import P_HDR_LEADSPC, MilterClient, Reply, apply_mods, header_block
+from tests.support.milterclient import (
+    P_HDR_LEADSPC,
+    P_NOBODY,
+    P_NOEOH,
+    P_NOHDRS,
+    P_NR_BODY,
+    P_NR_EOH,
+    P_NR_HDR,
+    P_NR_MAIL,
+    P_NR_RCPT,
+    MilterClient,
+    Reply,
+    apply_mods,
+    header_block,
+)
 from tests.support.postfix import MailwardenProcess
 
 STRIPPED = {"received", "user-agent", "x-mailer", "x-originating-ip"}
@@ -120,6 +134,23 @@ def test_hopcount_counts_received_in_any_case(client: MilterClient) -> None:
     raw = message(48, extra=b"RECEIVED: from upper.example by relay.example\r\n")
     res = client.send_message(raw)
     assert res.stage == "eoh" and res.code == "554", res
+
+
+def test_mail_from_waits_for_a_reply_only_when_a_stage_runs_there(
+        client: MilterClient, mailwarden_factory) -> None:  # type: ignore[no-untyped-def]
+    # Default config: SPF runs at MAIL FROM and may reject there, so MAIL needs its reply.
+    assert not client.protocol & P_NR_MAIL
+    assert client.protocol & (P_NR_HDR | P_NR_BODY | P_NR_RCPT) == P_NR_HDR | P_NR_BODY | P_NR_RCPT
+    assert not client.protocol & (P_NR_EOH | P_NOHDRS | P_NOBODY | P_NOEOH)
+    # Without SPF nothing runs at MAIL FROM: no reply, one round trip less per message, and
+    # a reject still comes at end of headers.
+    proc = mailwarden_factory("[spf]\nenabled = false\n")
+    with MilterClient.connect(proc.spec) as mc:
+        mc.optneg()
+        assert mc.protocol & P_NR_MAIL
+        assert mc.send_message(message(3)).stage == "eom"
+        res = mc.send_message(message(50))
+        assert (res.stage, res.code) == ("eoh", "554"), res
 
 
 def test_hopcount_limit_from_config(mailwarden_factory) -> None:  # type: ignore[no-untyped-def]

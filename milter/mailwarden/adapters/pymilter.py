@@ -18,8 +18,9 @@ import socket
 import stat
 import threading
 import time
+import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 try:
     import Milter
@@ -52,14 +53,21 @@ _milter_ext: Any = Milter.milter
 
 LOG = logging.getLogger("mailwarden.milter")
 
-_F = TypeVar("_F", bound=Callable[..., int])
-# pymilter has no type information: give its constants and decorators types once, here.
+# pymilter has no type information: give its constants types once, here.
 CONTINUE: int = Milter.CONTINUE
 ACCEPT: int = Milter.ACCEPT
 REJECT: int = Milter.REJECT
 TEMPFAIL: int = Milter.TEMPFAIL
 DISCARD: int = Milter.DISCARD
-noreply: Callable[[_F], _F] = Milter.noreply
+NOREPLY: int = Milter.NOREPLY
+
+# Protocol steps we never want skipped, and the reply-less steps we never want: without their
+# reply the milter could not reject at MAIL FROM or at end of headers.
+_UNWANTED: int = (
+    Milter.P_RCPT_REJ | Milter.P_NOCONNECT | Milter.P_NOHELO | Milter.P_NOMAIL | Milter.P_NORCPT
+    | Milter.P_NOHDRS | Milter.P_NOEOH | Milter.P_NOBODY | Milter.P_NR_EOH
+)
+P_NR_MAIL: int = Milter.P_NR_MAIL
 
 _RESULT: dict[Action, int] = {
     Action.CONTINUE: ACCEPT,
@@ -89,18 +97,25 @@ def _guarded(func: Callable[..., int]) -> Callable[..., int]:
             return func(self, *args)
         except Exception:
             LOG.exception("%s: error in %s", self._qid(), func.__name__)
-            try:
-                self._reply(INTERNAL_ERROR)
-            except Exception:
-                LOG.exception("%s: setreply failed", self._qid())
-            self._reset()
-            return TEMPFAIL
+            return self._internal_error()
 
     return wrapper
 
 
-@Milter.header_leading_space
+def _decode(values: tuple[bytes, ...]) -> list[str]:
+    return [v.decode("utf-8", "surrogateescape") for v in values]
+
+
 class MailwardenMilter(Milter.Base):  # type: ignore[misc]
+    """One per SMTP connection.
+
+    libmilter calls the methods below directly (see `serve`), not through pymilter's decorators
+    and bytes-decoding shims: most of them run once per header or per body chunk, and each Python
+    frame there costs throughput on every message. The steps that send no reply (connect, HELO,
+    RCPT, header, body; MAIL too when no stage runs at MAIL FROM) cannot refuse anything: an error
+    there is remembered and the message is temp-failed at the next step that does reply.
+    """
+
     def __init__(self, holder: RuntimeHolder) -> None:
         self._holder = holder
         self._runtime: Runtime = holder.current
@@ -112,73 +127,112 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._tx: Transaction | None = None
         self._outcome: Outcome | None = None
         self._started = 0.0
+        self._rc_nr = CONTINUE  # what a reply-less step returns: NOREPLY once negotiated
+        self._rc_mail = CONTINUE  # what MAIL FROM returns when it has nothing to say
+        self._failed_conn = ""  # an error at connect or HELO: every message on it temp-fails
+        self._failed_msg = ""  # an error at a reply-less step of this message
+
+    def negotiate(self, opts: list[int]) -> int:
+        """Ask libmilter for every step we use; no reply where none can change the outcome."""
+        try:
+            self._actions, offered, _, _ = opts
+            unwanted = _UNWANTED
+            if self._runtime.pipeline.has_phase(Phase.ENVELOPE):
+                unwanted |= P_NR_MAIL
+            opts[1] = self._protocol = offered & ~unwanted
+            opts[2] = opts[3] = 0
+            if self._protocol & Milter.P_NR_HDR:  # Postfix offers all NR steps or none
+                self._rc_nr = NOREPLY
+            if self._protocol & P_NR_MAIL:
+                self._rc_mail = NOREPLY
+        except Exception:
+            LOG.exception("protocol negotiation failed")
+            return TEMPFAIL
+        return CONTINUE
 
     # -- connection -------------------------------------------------------------------------
 
-    @noreply
-    @_guarded
     def connect(self, hostname: str, family: int, hostaddr: Any) -> int:
-        if isinstance(hostaddr, tuple) and hostaddr:
-            self._client_ip = str(hostaddr[0])
-            self._client_port = int(hostaddr[1]) if len(hostaddr) > 1 else 0
-        self._client_name = hostname or ""
-        # Read {daemon_name} now: at end of message it would hold cleanup's value instead.
-        for macro in ("{daemon_name}", "j", "{daemon_addr}"):
-            value = self.getsymval(macro)
-            if value:
-                self._conn_macros[macro] = value
-        return CONTINUE
+        try:
+            if isinstance(hostaddr, tuple) and hostaddr:
+                self._client_ip = str(hostaddr[0])
+                self._client_port = int(hostaddr[1]) if len(hostaddr) > 1 else 0
+            self._client_name = hostname or ""
+            # Read {daemon_name} now: at end of message it would hold cleanup's value instead.
+            for macro in ("{daemon_name}", "j", "{daemon_addr}"):
+                value = self.getsymval(macro)
+                if value:
+                    self._conn_macros[macro] = value
+        except Exception:
+            self._failed_conn = _failure("connect")
+        return self._rc_nr
 
-    @noreply
-    @_guarded
     def hello(self, helo: str) -> int:
         self._helo = helo or ""
-        return CONTINUE
+        return self._rc_nr
 
     # -- envelope ---------------------------------------------------------------------------
 
-    @_guarded
     def envfrom(self, mailfrom: str, *params: str) -> int:
-        self._reset()
-        self._started = time.perf_counter()
-        self._runtime = self._holder.current
-        macros = dict(self._conn_macros)
-        for macro in ("{auth_authen}", "{auth_type}", "i"):
-            value = self.getsymval(macro)
-            if value:
-                macros[macro] = value
-        conn = Connection(self._client_ip, self._client_port, self._client_name, self._helo, macros)
-        env = Envelope(_bracket(mailfrom), tuple(params), (), macros.get("i", ""))
-        body = Body(self._runtime.config.milter.spool_threshold)
-        tx = Transaction(conn, env, Message([], body), self._runtime.direction.direction(conn))
-        self._tx = tx
-        self._outcome = outcome = Outcome()
-        self._runtime.pipeline.run_phase(tx, Phase.ENVELOPE, outcome)
-        return self._early(outcome)
+        try:
+            self._reset()
+            self._started = time.perf_counter()
+            self._runtime = self._holder.current
+            macros = dict(self._conn_macros)
+            for macro in ("{auth_authen}", "{auth_type}", "i"):
+                value = self.getsymval(macro)
+                if value:
+                    macros[macro] = value
+            conn = Connection(self._client_ip, self._client_port, self._client_name, self._helo, macros)
+            env = Envelope(_bracket(mailfrom), tuple(params), (), macros.get("i", ""))
+            body = Body(self._runtime.config.milter.spool_threshold)
+            tx = Transaction(conn, env, Message([], body), self._runtime.direction.direction(conn))
+            self._tx = tx
+            self._outcome = outcome = Outcome()
+            if self._failed_conn:
+                self._failed_msg = self._failed_conn
+            if self._rc_mail == NOREPLY:  # nothing runs here, and nothing could be said
+                return NOREPLY
+            if self._failed_msg:
+                return self._deferred_error()
+            self._runtime.pipeline.run_phase(tx, Phase.ENVELOPE, outcome)
+            return self._early(outcome)
+        except Exception:
+            if self._rc_mail == NOREPLY:
+                self._failed_msg = _failure("envfrom")
+                return NOREPLY
+            LOG.exception("%s: error in envfrom", self._qid())
+            return self._internal_error()
 
-    @noreply
-    @_guarded
     def envrcpt(self, to: str, *params: str) -> int:
         tx = self._tx
         if tx is not None:
-            env = tx.envelope
-            tx.envelope = Envelope(env.mail_from, env.mail_params, (*env.rcpts, _bracket(to)), env.queue_id)
-        return CONTINUE
+            try:
+                env = tx.envelope
+                rcpts = (*env.rcpts, _bracket(to))
+                tx.envelope = Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
+            except Exception:
+                self._failed_msg = _failure("envrcpt")
+        return self._rc_nr
 
     # -- content ----------------------------------------------------------------------------
 
-    @noreply
-    @_guarded
-    def header(self, name: str, value: str) -> int:
-        if self._tx is not None:
-            self._tx.message.headers.append(Header(name, value))
-        return CONTINUE
+    def header(self, name: str, value: bytes) -> int:
+        tx = self._tx
+        if tx is not None:
+            try:
+                tx.message.headers.append(Header(name, value.decode("utf-8", "surrogateescape")))
+            except Exception:
+                self._failed_msg = _failure("header")
+        return self._rc_nr
 
     @_guarded
     def eoh(self) -> int:
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
             return CONTINUE
+        if self._failed_msg:
+            return self._deferred_error()
         qid = self.getsymval("i") or tx.envelope.queue_id
         env = tx.envelope
         tx.envelope = Envelope(env.mail_from, env.mail_params, env.rcpts, qid)
@@ -187,18 +241,22 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             self._runtime.pipeline.run_phase(tx, Phase.HEADERS, outcome)
         return self._early(outcome)
 
-    @noreply
-    @_guarded
     def body(self, chunk: bytes) -> int:
-        if self._tx is not None:
-            self._tx.message.body.write(chunk)
-        return CONTINUE
+        tx = self._tx
+        if tx is not None and not self._failed_msg:
+            try:
+                tx.message.body.write(chunk)
+            except Exception:  # a full spool disk, say: the MTA must keep the message and retry
+                self._failed_msg = _failure("body")
+        return self._rc_nr
 
     @_guarded
     def eom(self) -> int:
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
             return ACCEPT
+        if self._failed_msg:
+            return self._deferred_error()
         if not outcome.finished:
             self._runtime.pipeline.run_phase(tx, Phase.MESSAGE, outcome)
         verdict = outcome.verdict
@@ -226,6 +284,18 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         return CONTINUE
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _internal_error(self) -> int:
+        try:
+            self._reply(INTERNAL_ERROR)
+        except Exception:
+            LOG.exception("%s: setreply failed", self._qid())
+        self._reset()
+        return TEMPFAIL
+
+    def _deferred_error(self) -> int:
+        LOG.warning("%s: %s", self._qid(), self._failed_msg)
+        return self._internal_error()
 
     def _early(self, outcome: Outcome) -> int:
         """At MAIL FROM or end of headers, only a reject, tempfail or discard can end the message.
@@ -287,6 +357,12 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             self._tx.message.body.close()
         self._tx = None
         self._outcome = None
+        self._failed_msg = ""
+
+
+def _failure(step: str) -> str:
+    """The current exception as one log entry; it is logged when the message is temp-failed."""
+    return f"error in {step} (message temp-failed at the next reply):\n{traceback.format_exc()}"
 
 
 def _bracket(addr: str) -> str:
@@ -351,10 +427,11 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     Milter.factory = lambda: MailwardenMilter(holder)
     _milter_ext.set_exception_policy(_milter_ext.TEMPFAIL)
     _milter_ext.set_connect_callback(Milter.connect_callback)
+    # Straight to our methods: pymilter's own shims add several Python frames per header.
     _milter_ext.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
-    _milter_ext.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom_bytes(*b))
-    _milter_ext.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt_bytes(*b))
-    _milter_ext.set_header_callback(lambda ctx, f, v: ctx.getpriv().header_bytes(f, v))
+    _milter_ext.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)))
+    _milter_ext.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)))
+    _milter_ext.set_header_callback(lambda ctx, f, v: ctx.getpriv().header(f, v))
     _milter_ext.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
     _milter_ext.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
     _milter_ext.set_eom_callback(lambda ctx: ctx.getpriv().eom())

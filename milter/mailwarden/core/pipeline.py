@@ -63,6 +63,10 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names: {names}")
 
+    def has_phase(self, phase: Phase) -> bool:
+        """Whether any stage runs in `phase` (the milter need not wait at a phase with none)."""
+        return any(stage.phase is phase for stage in self.stages)
+
     def run_phase(self, tx: Transaction, phase: Phase, outcome: Outcome) -> Outcome:
         """Run the stages of one phase, folding their results into `outcome`.
 
