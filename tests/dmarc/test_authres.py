@@ -101,3 +101,20 @@ def test_received_spf_parse():
     r = received_spf(" pass (mx: a@b designates 1.2.3.4) client-ip=1.2.3.4;\n\treceiver=gw.example;")
     assert r is not None and r[0] == "pass" and r[1]["receiver"] == "gw.example"
     assert received_spf("") is None
+
+
+def test_folding_splits_only_outside_quotes_and_comments():
+    from mailwarden.dmarc.authres_add import FOLD_AT, _wrap
+
+    plain = "dkim=pass header.d=" + "sub." * 12 + "example.com header.s=sel header.a=rsa-sha256 header.b=abcd"
+    quoted = 'dkim=fail reason="signature verification failed with a rather long reason text" header.d=ex.com'
+    comment = "dmarc=fail (p=reject dis=none with a long comment inside it here) header.from=example.com"
+    for clause in (plain, quoted, comment):
+        lines = _wrap(clause).split("\n\t  ")
+        assert " ".join(lines) == clause
+        assert len(lines) > 1
+    assert all(len(line) <= FOLD_AT - 8 for line in _wrap(plain).split("\n\t  "))
+    assert any('"signature verification failed with a rather long reason text"' in line
+               for line in _wrap(quoted).split("\n\t  "))
+    assert any("(p=reject dis=none with a long comment inside it here)" in line
+               for line in _wrap(comment).split("\n\t  "))

@@ -61,6 +61,19 @@ def _wrap(clause: str) -> str:
     """Fold one long result at spaces outside quotes and comments."""
     if len(clause) <= FOLD_AT - 8:
         return clause
+    # Usually nothing is quoted or commented, and every space is a place to fold.
+    words = _words(clause) if '"' in clause or "(" in clause else clause.split(" ")
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
+            lines.append(word)
+        else:
+            lines[-1] += " " + word
+    return "\n\t  ".join(lines)
+
+
+def _words(clause: str) -> list[str]:
+    """The clause split at spaces outside quoted strings and comments."""
     words: list[str] = []
     cur: list[str] = []
     quoted, depth = False, 0
@@ -75,13 +88,7 @@ def _wrap(clause: str) -> str:
         else:
             cur.append(ch)
     words.append("".join(cur))
-    lines = [words[0]]
-    for word in words[1:]:
-        if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
-            lines.append(word)
-        else:
-            lines[-1] += " " + word
-    return "\n\t  ".join(lines)
+    return words
 
 
 def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[AuthenticationResult]:
