@@ -153,6 +153,17 @@ def test_mail_from_waits_for_a_reply_only_when_a_stage_runs_there(
         assert (res.stage, res.code) == ("eoh", "554"), res
 
 
+def test_an_mta_without_reply_less_steps_gets_a_reply_to_each(served: MailwardenProcess) -> None:
+    nr_bits = 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000 | 0x40000 | 0x80000 | P_NR_HDR
+    with MilterClient.connect(served.spec, timeout=10) as mc:
+        mc.optneg(protocol=0x1FFFFF & ~nr_bits)
+        assert not mc.protocol & nr_bits
+        # The client waits for a reply at every step: a NOREPLY here would hang it.
+        res = mc.send_message(message(2))
+        assert (res.stage, res.verdict) == ("eom", "accept"), res
+        assert mc.send_message(message(50)).stage == "eoh"
+
+
 def test_hopcount_limit_from_config(mailwarden_factory) -> None:  # type: ignore[no-untyped-def]
     proc = mailwarden_factory("[hopcount]\nlimit = 10\n")
     with MilterClient.connect(proc.spec) as mc:

@@ -127,8 +127,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._tx: Transaction | None = None
         self._outcome: Outcome | None = None
         self._started = 0.0
-        self._rc_nr = CONTINUE  # what a reply-less step returns: NOREPLY once negotiated
-        self._rc_mail = CONTINUE  # what MAIL FROM returns when it has nothing to say
+        # What each step returns when it has nothing to say: NOREPLY where negotiated.
+        self._rc_conn = self._rc_helo = self._rc_mail = CONTINUE
+        self._rc_rcpt = self._rc_hdr = self._rc_body = CONTINUE
         self._failed_conn = ""  # an error at connect or HELO: every message on it temp-fails
         self._failed_msg = ""  # an error at a reply-less step of this message
 
@@ -139,12 +140,14 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             unwanted = _UNWANTED
             if self._runtime.pipeline.has_phase(Phase.ENVELOPE):
                 unwanted |= P_NR_MAIL
-            opts[1] = self._protocol = offered & ~unwanted
+            opts[1] = p = self._protocol = offered & ~unwanted
             opts[2] = opts[3] = 0
-            if self._protocol & Milter.P_NR_HDR:  # Postfix offers all NR steps or none
-                self._rc_nr = NOREPLY
-            if self._protocol & P_NR_MAIL:
-                self._rc_mail = NOREPLY
+            self._rc_conn = NOREPLY if p & Milter.P_NR_CONN else CONTINUE
+            self._rc_helo = NOREPLY if p & Milter.P_NR_HELO else CONTINUE
+            self._rc_mail = NOREPLY if p & P_NR_MAIL else CONTINUE
+            self._rc_rcpt = NOREPLY if p & Milter.P_NR_RCPT else CONTINUE
+            self._rc_hdr = NOREPLY if p & Milter.P_NR_HDR else CONTINUE
+            self._rc_body = NOREPLY if p & Milter.P_NR_BODY else CONTINUE
         except Exception:
             LOG.exception("protocol negotiation failed")
             return TEMPFAIL
@@ -165,11 +168,11 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                     self._conn_macros[macro] = value
         except Exception:
             self._failed_conn = _failure("connect")
-        return self._rc_nr
+        return self._rc_conn
 
     def hello(self, helo: str) -> int:
         self._helo = helo or ""
-        return self._rc_nr
+        return self._rc_helo
 
     # -- envelope ---------------------------------------------------------------------------
 
@@ -213,7 +216,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 tx.envelope = Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
             except Exception:
                 self._failed_msg = _failure("envrcpt")
-        return self._rc_nr
+        return self._rc_rcpt
 
     # -- content ----------------------------------------------------------------------------
 
@@ -224,7 +227,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 tx.message.headers.append(Header(name, value.decode("utf-8", "surrogateescape")))
             except Exception:
                 self._failed_msg = _failure("header")
-        return self._rc_nr
+        return self._rc_hdr
 
     @_guarded
     def eoh(self) -> int:
@@ -248,7 +251,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 tx.message.body.write(chunk)
             except Exception:  # a full spool disk, say: the MTA must keep the message and retry
                 self._failed_msg = _failure("body")
-        return self._rc_nr
+        return self._rc_body
 
     @_guarded
     def eom(self) -> int:
