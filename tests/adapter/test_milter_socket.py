@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from tests.support.milterclient import (
@@ -288,3 +289,24 @@ def test_socket_mode_and_group_come_from_the_config(
     assert stat.S_ISSOCK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == int(mode, 8)
     assert st.st_gid == gid
+
+
+def test_a_failure_at_a_reply_less_step_temp_fails_that_message_only(
+        mailwarden_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A real fault: the spool directory vanishes, so writing a body past the threshold fails in
+    # the body step, which sends no reply. The message must get 451 4.3.0 at end of message.
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    proc = mailwarden_factory("[milter]\nspool_threshold = 100\n", env={"TMPDIR": str(spool)})
+    big = message(1, body=b"x" * 70 + b"\r\n" * 20)
+    with MilterClient.connect(proc.spec) as mc:
+        assert mc.send_message(big).verdict == "accept"  # spooled while the directory exists
+        spool.rmdir()
+        res = mc.send_message(big)
+        assert (res.stage, res.code, res.dsn) == ("eom", "451", "4.3.0"), res
+        qid = mc.queue_id
+        assert mc.send_message(message(1)).verdict == "accept"  # the next message is unaffected
+    deadline = time.monotonic() + 5
+    while "error in body" not in proc.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(rf"{qid}: error in body", proc.log()), proc.log()[-2000:]

@@ -68,6 +68,11 @@ _UNWANTED: int = (
     | Milter.P_NOHDRS | Milter.P_NOEOH | Milter.P_NOBODY | Milter.P_NR_EOH
 )
 P_NR_MAIL: int = Milter.P_NR_MAIL
+# The attribute each reply-less step returns, by the flag that makes it reply-less.
+_NR_STEPS: tuple[tuple[str, int], ...] = (
+    ("_rc_conn", Milter.P_NR_CONN), ("_rc_helo", Milter.P_NR_HELO), ("_rc_mail", P_NR_MAIL),
+    ("_rc_rcpt", Milter.P_NR_RCPT), ("_rc_hdr", Milter.P_NR_HDR), ("_rc_body", Milter.P_NR_BODY),
+)
 
 _RESULT: dict[Action, int] = {
     Action.CONTINUE: ACCEPT,
@@ -142,12 +147,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 unwanted |= P_NR_MAIL
             opts[1] = p = self._protocol = offered & ~unwanted
             opts[2] = opts[3] = 0
-            self._rc_conn = NOREPLY if p & Milter.P_NR_CONN else CONTINUE
-            self._rc_helo = NOREPLY if p & Milter.P_NR_HELO else CONTINUE
-            self._rc_mail = NOREPLY if p & P_NR_MAIL else CONTINUE
-            self._rc_rcpt = NOREPLY if p & Milter.P_NR_RCPT else CONTINUE
-            self._rc_hdr = NOREPLY if p & Milter.P_NR_HDR else CONTINUE
-            self._rc_body = NOREPLY if p & Milter.P_NR_BODY else CONTINUE
+            for attr, flag in _NR_STEPS:
+                setattr(self, attr, NOREPLY if p & flag else CONTINUE)
         except Exception:
             LOG.exception("protocol negotiation failed")
             return TEMPFAIL
