@@ -93,3 +93,20 @@ def test_example_documents_every_key_with_a_comment() -> None:
         if " = " in line and not line.startswith("#") and not prev.startswith("#")
     ]
     assert undocumented == []
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("0", 'milter.workers: must be "auto" or 1 to 256, got 0'),
+    ("300", 'milter.workers: must be "auto" or 1 to 256, got 300'),
+    ('"many"', "milter.workers:"),
+    ("1.5", "milter.workers:"),
+])
+def test_workers_is_auto_or_a_sane_count(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(f"[milter]\nworkers = {value}\n", "t.toml")
+    assert f"t.toml: {reason}" in "\n".join(info.value.problems)
+
+
+def test_workers_auto_and_a_count_are_accepted() -> None:
+    assert load(None).milter.workers == "auto"
+    assert parse("[milter]\nworkers = 3\n", "t.toml").milter.workers == 3

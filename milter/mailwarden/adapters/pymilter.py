@@ -31,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from mailwarden.adapters.summary import summary_line
+from mailwarden.adapters.workers import supervise, worker_count
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
     Action,
@@ -422,7 +423,8 @@ def _unix_path(spec: str) -> str | None:
 
 
 def serve(holder: RuntimeHolder, socket_spec: str) -> None:
-    """Run libmilter until SIGTERM/SIGINT, then remove the socket file."""
+    """Run libmilter in `[milter] workers` processes until SIGTERM/SIGINT/SIGHUP, then remove the
+    socket file."""
     config = holder.current.config.milter
     path = _unix_path(socket_spec)
     if path is not None:
@@ -457,15 +459,24 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     finally:
         os.umask(old_umask)
     fix()
+    count = worker_count(config.workers)
+    LOG.info("listening on %s", socket_spec)
+    try:
+        supervise(count, lambda: _serve_worker(socket_spec), lambda: _wake(socket_spec))
+    finally:
+        cleanup()
+        LOG.info("stopped")
+
+
+def _serve_worker(socket_spec: str) -> int:
+    """One worker process: libmilter's listener and its threads, until told to stop."""
     stop = threading.Event()
     _stop_promptly(socket_spec, stop)
-    LOG.info("listening on %s", socket_spec)
     try:
         _milter_ext.main()
     finally:
         stop.set()
-        cleanup()
-        LOG.info("stopped")
+    return 0
 
 
 def _stop_promptly(socket_spec: str, stopped: threading.Event) -> None:
@@ -474,6 +485,11 @@ def _stop_promptly(socket_spec: str, stopped: threading.Event) -> None:
     libmilter's own signal thread stops the listener, which notices only when its poll times
     out. This thread competes for the same signals; when it gets one, it asks libmilter to stop
     and connects once to the socket so the listener wakes up at once.
+
+    With several workers on one socket, an idle worker can instead sit in accept(), having lost
+    the race for the last connection, where no stop flag reaches it until a connection comes.
+    Such a worker is ended after a second. That loses nothing libmilter's own stop would keep:
+    it does not wait for connections in progress either.
     """
     signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
@@ -482,11 +498,15 @@ def _stop_promptly(socket_spec: str, stopped: threading.Event) -> None:
         signo = signal.sigwait(signals)
         if stopped.is_set():
             return
-        LOG.info("stopping")
+        LOG.debug("worker stopping")
         # Hand the signal on to libmilter's own signal thread, which is the one that stops it.
         os.kill(os.getpid(), signo)
         time.sleep(0.1)
         _wake(socket_spec)
+        if not stopped.wait(1.0):
+            for handler in logging.getLogger("mailwarden").handlers:
+                handler.flush()
+            os._exit(0)
 
     threading.Thread(target=wait, name="signals", daemon=True).start()
 

@@ -26,6 +26,10 @@ class MilterSection:
     """Bodies larger than this many bytes are spooled to a temporary file."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """One info line per message, keyed by the Postfix queue id."""
+    workers: int | Literal["auto"] = "auto"
+    """Processes that serve the socket, each with libmilter's thread per connection. Python runs
+    one thread at a time per process, so one worker per CPU spreads the work over the cores;
+    "auto" is the number of CPUs, at most 8."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -41,6 +45,8 @@ class MilterSection:
             problems.append(("timeout", "must be positive"))
         if self.spool_threshold < 0:
             problems.append(("spool_threshold", "must not be negative"))
+        if self.workers != "auto" and not 1 <= self.workers <= 256:
+            problems.append(("workers", f"must be \"auto\" or 1 to 256, got {self.workers}"))
         return problems
 
 

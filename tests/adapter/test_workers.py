@@ -1,0 +1,157 @@
+"""`[milter] workers`: forked workers on one socket, looked after by the process that was started.
+
+Each test runs the real `mailwarden serve` and watches its processes through /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.support.milterclient import MilterClient
+from tests.support.postfix import MailwardenProcess
+
+from mailwarden.adapters.workers import MAX_AUTO, worker_count
+
+Factory = Callable[..., MailwardenProcess]
+
+
+def _children(pid: int) -> set[int]:
+    """Live (non-zombie) processes whose parent is `pid`."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def _workers(proc: MailwardenProcess, count: int) -> set[int]:
+    assert proc.proc is not None
+    pid = proc.proc.pid
+    _until(lambda: len(_children(pid)) == count, 10, f"{count} workers")
+    return _children(pid)
+
+
+MESSAGE = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhi\r\n"
+
+
+def _send(spec: str) -> str:
+    with MilterClient.connect(spec) as mc:
+        mc.optneg()
+        return mc.send_message(MESSAGE).verdict
+
+
+def test_worker_count_auto_is_the_cpus_up_to_a_cap() -> None:
+    assert worker_count("auto") == min(len(os.sched_getaffinity(0)), MAX_AUTO)
+    assert worker_count(5) == 5
+
+
+def test_the_configured_workers_all_serve_the_one_socket(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 3\n")
+    workers = _workers(proc, 3)
+    # Connections held open together land on different workers (libmilter's listeners race
+    # for each one); every message gets its answer whichever worker has it.
+    clients = [MilterClient.connect(proc.spec) for _ in range(8)]
+    qids = []
+    try:
+        for mc in clients:
+            mc.optneg()
+            assert mc.send_message(MESSAGE).verdict == "accept"
+            qids.append(mc.queue_id)
+    finally:
+        for mc in clients:
+            mc.close()
+    _until(lambda: all(f" {q}: " in proc.log() for q in qids), 5, "eight summary lines")
+    pids = {int(m.group(1)) for m in re.finditer(r"mailwarden\[(\d+)\]: (\S+): ", proc.log())
+            if m.group(2) in qids}
+    assert pids <= workers, (pids, workers)
+    assert len(pids) >= 2, f"all eight connections went to one worker: {pids}"
+
+
+def test_a_worker_that_dies_is_replaced(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 2\n")
+    victim, *_ = sorted(_workers(proc, 2))
+    os.kill(victim, signal.SIGKILL)
+    _until(lambda: f"worker {victim} killed by signal 9; starting another" in proc.log(), 5,
+           "the supervisor to notice")
+    now = _workers(proc, 2)
+    assert victim not in now
+    for _ in range(4):
+        assert _send(proc.spec) == "accept"
+    assert proc.running
+
+
+class _Unprivileged(MailwardenProcess):
+    """As a non-root user (keeping only the right to read and write any file, as this test tree
+    lives under /root). libmilter removes the socket file when a listener stops only when it is
+    not root, so the first worker to stop takes the path its siblings would be woken through."""
+
+    def command(self) -> list[str]:
+        caps = "+dac_read_search,+dac_override"
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                f"--inh-caps={caps}", f"--ambient-caps={caps}", *super().command()]
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_a_stop_signal_ends_every_worker_promptly(signo: int, user: str) -> None:
+    proc = (_Unprivileged if user == "nobody" else MailwardenProcess)(config="[milter]\nworkers = 3\n")
+    try:
+        proc.start()
+        assert proc.proc is not None
+        workers = _workers(proc, 3)
+        # After a connection, the workers that lost the race for it wait in accept(), where
+        # libmilter's stop flag does not reach them.
+        for _ in range(3):
+            assert _send(proc.spec) == "accept"
+        started = time.monotonic()
+        proc.proc.send_signal(signo)
+        try:
+            rc = proc.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running 5 s after signal {signo}:\n{proc.log()}") from None
+        took = time.monotonic() - started
+        assert rc == 0, proc.log()
+        assert took < 3.0, f"took {took:.1f} s to stop"
+        assert not any(_alive(w) for w in workers)
+        assert not proc.socket_path.exists()
+        assert proc.log().rstrip().endswith("stopped"), proc.log()[-500:]
+    finally:
+        proc.close()
+
+
+def test_killing_the_supervisor_takes_the_workers_with_it(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 2\n")
+    workers = _workers(proc, 2)
+    assert proc.proc is not None
+    proc.proc.kill()
+    proc.proc.wait(5)
+    _until(lambda: not any(_alive(w) for w in workers), 2, "the workers to die with the supervisor")
