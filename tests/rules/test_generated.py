@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.rules.test_postmap_diff import POSTMAP
+from tests.rules.test_postmap_diff import POSTMAP, POSTMAP_CMD
 
 from mailwarden.rules.cli import query
 from mailwarden.rules.loader import load_table
@@ -82,7 +82,8 @@ def _table(rng: random.Random, pcre: bool, size: int) -> bytes:
 
 
 def _postmap(kind: str, table: Path, keys: bytes) -> tuple[bytes, int]:
-    p = subprocess.run([POSTMAP, "-hq", "-", f"{kind}:{table}"], input=keys, capture_output=True, timeout=60)
+    cmd = [*POSTMAP_CMD, "-hq", "-", f"{kind}:{table}"]
+    p = subprocess.run(cmd, input=keys, capture_output=True, timeout=60)
     return p.stdout, p.returncode
 
 

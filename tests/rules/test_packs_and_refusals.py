@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from tests.rules.helpers import names, run, runtime, transaction
-from tests.rules.test_postmap_diff import POSTMAP
+from tests.rules.test_postmap_diff import POSTMAP_CMD
 
 from mailwarden.core.decisions import Action
 from mailwarden.core.model import Direction
@@ -51,7 +51,8 @@ def test_privacy_pack_does_what_the_strip_stage_did(tmp_path: Path) -> None:
 
 
 def _postmap_q(table: Path, key: str) -> str:
-    proc = subprocess.run([POSTMAP, "-q", key, f"pcre:{table}"], capture_output=True, text=True, timeout=30)
+    cmd = [*POSTMAP_CMD, "-q", key, f"pcre:{table}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     return proc.stdout.rstrip("\n")
 
 

@@ -17,6 +17,8 @@ from mailwarden.rules.cli import query
 from mailwarden.rules.loader import load_table
 
 POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
+# Its own main.cf (see there): a postfix installed without configuration has none in /etc/postfix.
+POSTMAP_CMD = [POSTMAP, "-c", str(Path(__file__).resolve().parents[1] / "data" / "postmap")]
 pytestmark = pytest.mark.skipif(not Path(POSTMAP).exists(), reason="postmap (postfix) not installed")
 
 MESSAGE = (
@@ -217,7 +219,7 @@ TABLES = {
 
 def postmap(kind: str, table: Path, mode: str, message: bytes) -> tuple[bytes, int]:
     proc = subprocess.run(
-        [POSTMAP, f"-{mode}q", "-", f"{kind}:{table}"], input=message, capture_output=True, timeout=30
+        [*POSTMAP_CMD, f"-{mode}q", "-", f"{kind}:{table}"], input=message, capture_output=True, timeout=30
     )
     return proc.stdout, proc.returncode
 
@@ -285,7 +287,7 @@ def test_multiple_tables_first_found(tmp_path: Path) -> None:
     a.write_bytes(b"/^X-Words/ INFO from a\n")
     b.write_bytes(b"/^X-Words/ INFO from b\n/^Subject/ INFO subject from b\n")
     proc = subprocess.run(
-        [POSTMAP, "-hq", "-", f"pcre:{a}", f"pcre:{b}"], input=MESSAGE, capture_output=True, timeout=30
+        [*POSTMAP_CMD, "-hq", "-", f"pcre:{a}", f"pcre:{b}"], input=MESSAGE, capture_output=True, timeout=30
     )
     got = query([load_table(a), load_table(b)], MESSAGE, True, False)
     assert got == (proc.stdout, proc.returncode)
