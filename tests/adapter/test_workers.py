@@ -74,26 +74,69 @@ def test_worker_count_auto_is_the_cpus_up_to_a_cap() -> None:
     assert worker_count(5) == 5
 
 
+def _workers_of(proc: MailwardenProcess, clients: list[MilterClient]) -> list[int]:
+    """The pid of the worker that served each client's last message, from the summary lines."""
+    qids = [mc.queue_id for mc in clients]
+    _until(lambda: all(f" {q}: " in proc.log() for q in qids), 5, "a summary line per message")
+    by_qid = {m.group(2): int(m.group(1))
+              for m in re.finditer(r"mailwarden\[(\d+)\]: (\S+): ", proc.log())}
+    return [by_qid[q] for q in qids]
+
+
 def test_the_configured_workers_all_serve_the_one_socket(mailwarden_factory: Factory) -> None:
     proc = mailwarden_factory("[milter]\nworkers = 3\n")
     workers = _workers(proc, 3)
-    # Connections held open together land on different workers (libmilter's listeners race
-    # for each one); every message gets its answer whichever worker has it.
+    # Connections held open together land on different workers; every message gets its answer
+    # whichever worker has it.
     clients = [MilterClient.connect(proc.spec) for _ in range(8)]
-    qids = []
     try:
         for mc in clients:
             mc.optneg()
             assert mc.send_message(MESSAGE).verdict == "accept"
-            qids.append(mc.queue_id)
+        pids = set(_workers_of(proc, clients))
     finally:
         for mc in clients:
             mc.close()
-    _until(lambda: all(f" {q}: " in proc.log() for q in qids), 5, "eight summary lines")
-    pids = {int(m.group(1)) for m in re.finditer(r"mailwarden\[(\d+)\]: (\S+): ", proc.log())
-            if m.group(2) in qids}
     assert pids <= workers, (pids, workers)
     assert len(pids) >= 2, f"all eight connections went to one worker: {pids}"
+
+
+def test_connections_that_arrive_one_by_one_are_shared_out_evenly(mailwarden_factory: Factory) -> None:
+    # As smtpd processes open theirs. Left to the kernel, the worker that accepted the last
+    # connection is first in line for the next one, and most land on one worker.
+    proc = mailwarden_factory("[milter]\nworkers = 2\n")
+    workers = _workers(proc, 2)
+    # Answered at once: a worker that stops holding back must not leave its listener waiting
+    # for libmilter's 5 s poll timeout while connections queue.
+    prompt = 2.0
+    clients: list[MilterClient] = []
+    try:
+        for _ in range(10):
+            mc = MilterClient.connect(proc.spec, timeout=prompt)
+            clients.append(mc)
+            mc.optneg()
+            assert mc.send_message(MESSAGE).verdict == "accept"
+            time.sleep(0.02)
+        served = _workers_of(proc, clients)
+    finally:
+        for mc in clients:
+            mc.close()
+    counts = sorted(served.count(pid) for pid in workers)
+    assert counts[1] - counts[0] <= 2, f"connections per worker: {counts}"
+    # Once they close, new connections are shared out again.
+    clients = []
+    try:
+        for _ in range(4):
+            mc = MilterClient.connect(proc.spec, timeout=prompt)
+            clients.append(mc)
+            mc.optneg()
+            assert mc.send_message(MESSAGE).verdict == "accept"
+            time.sleep(0.02)
+        served = _workers_of(proc, clients)
+    finally:
+        for mc in clients:
+            mc.close()
+    assert sorted(served.count(pid) for pid in workers) == [2, 2], served
 
 
 def test_a_worker_that_dies_is_replaced(mailwarden_factory: Factory) -> None:
@@ -144,6 +187,8 @@ def test_a_stop_signal_ends_every_worker_promptly(signo: int, user: str) -> None
         assert not any(_alive(w) for w in workers)
         assert not proc.socket_path.exists()
         assert proc.log().rstrip().endswith("stopped"), proc.log()[-500:]
+        # Each worker stopped of its own accord: not killed, by the signal or after the grace.
+        assert "while stopping" not in proc.log(), proc.log()[-1000:]
     finally:
         proc.close()
 

@@ -90,6 +90,9 @@ CHUNK = 65535
 MAX_PACKET = 64 * 1024 * 1024
 
 
+# Unique across clients, so that a test can tell each message's log lines apart.
+_QIDS = itertools.count(1)
+
 class MilterProtocolError(Exception):
     """The milter sent something the protocol does not allow, or closed the connection."""
 
@@ -265,7 +268,6 @@ class MilterClient:
         self.negotiated = False
         self.connected = False
         self._open_tx = False
-        self._qids = itertools.count(1)
         self.queue_id = ""
 
     # ---- connection ---------------------------------------------------------------------------
@@ -425,7 +427,7 @@ class MilterClient:
     def mail(self, sender: str, *params: str, macros: Mapping[str, str] | None = None) -> Reply:
         self._end_open_transaction()
         self._open_tx = True
-        self.queue_id = f"QID{next(self._qids):05X}"
+        self.queue_id = f"QID{next(_QIDS):05X}"
         addr = sender.strip("<>")
         m = {"{mail_addr}": addr, "{mail_host}": "[127.0.0.1]:2526", "{mail_mailer}": "smtp"}
         m.update(macros or {})

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         f"{exc}"
     ) from exc
 
+from mailwarden.adapters.balance import Balance
 from mailwarden.adapters.summary import summary_line
 from mailwarden.adapters.workers import supervise, worker_count
 from mailwarden.bootstrap import Runtime
@@ -84,6 +85,9 @@ _RESULT: dict[Action, int] = {
     Action.QUARANTINE: ACCEPT,
 }
 
+# Sent by a worker to its own listener thread (balance.py); does nothing else.
+_INTERRUPT = signal.SIGUSR2
+
 INTERNAL_ERROR = Verdict.tempfail("temporary failure in mail filter", dsn="4.3.0")
 
 
@@ -122,8 +126,12 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     there is remembered and the message is temp-failed at the next step that does reply.
     """
 
-    def __init__(self, holder: RuntimeHolder) -> None:
+    def __init__(self, holder: RuntimeHolder, balance: Balance | None = None) -> None:
         self._holder = holder
+        # pymilter builds this object at the connection's first step and always calls close().
+        self._balance = balance
+        if balance is not None:
+            balance.opened()
         self._runtime: Runtime = holder.current
         self._client_ip = ""
         self._client_port = 0
@@ -285,6 +293,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 
     @_guarded
     def close(self) -> int:
+        balance, self._balance = self._balance, None
+        if balance is not None:
+            balance.closed()
         self._reset()
         return CONTINUE
 
@@ -429,8 +440,6 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     path = _unix_path(socket_spec)
     if path is not None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    # The one piece of global state pymilter needs: how to build a per-connection object.
-    Milter.factory = lambda: MailwardenMilter(holder)
     _milter_ext.set_exception_policy(_milter_ext.TEMPFAIL)
     _milter_ext.set_connect_callback(Milter.connect_callback)
     # Straight to our methods: pymilter's own shims add several Python frames per header.
@@ -454,24 +463,74 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     fix, cleanup = _socket_hooks(socket_spec, int(config.socket_mode, 8), config.socket_group)
     # Create the socket before smfi_main so its permissions are right before Postfix connects.
     old_umask = os.umask(0o177)
+    before = _open_fds()
     try:
         _milter_ext.opensocket(True)
     finally:
         os.umask(old_umask)
     fix()
     count = worker_count(config.workers)
+    balance = _balance(count, before)
+    # The one piece of global state pymilter needs: how to build a per-connection object.
+    Milter.factory = lambda: MailwardenMilter(holder, balance)
     LOG.info("listening on %s", socket_spec)
     try:
-        supervise(count, lambda: _serve_worker(socket_spec), lambda: _wake(socket_spec))
+        supervise(
+            count,
+            lambda slot: _serve_worker(socket_spec, balance, slot),
+            lambda: _wake(socket_spec),
+            balance.vacate if balance is not None else (lambda slot: None),
+        )
     finally:
         cleanup()
         LOG.info("stopped")
 
 
-def _serve_worker(socket_spec: str) -> int:
+def _open_fds() -> set[int]:
+    try:
+        listed = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return set()
+    return {fd for fd in listed if _is_open(fd)}  # not the one listdir() used, closed by now
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _balance(count: int, before: set[int]) -> Balance | None:
+    """Even out the workers' connections (see balance.py), given libmilter's listening socket:
+    the one socket descriptor that opensocket() added."""
+    if count < 2 or not before:
+        return None
+    added = [fd for fd in _open_fds() - before if _is_socket(fd)]
+    if len(added) != 1:
+        LOG.warning("cannot find libmilter's listening socket; connections are not balanced")
+        return None
+    return Balance(count, added[0])
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+def _serve_worker(socket_spec: str, balance: Balance | None, slot: int) -> int:
     """One worker process: libmilter's listener and its threads, until told to stop."""
     stop = threading.Event()
-    _stop_promptly(socket_spec, stop)
+    # First: it blocks the stop signals in this thread, and so in every thread started after it.
+    _stop_promptly(socket_spec, stop, balance)
+    if balance is not None:
+        # libmilter's listener is this thread; the handler does nothing, but poll() returns EINTR.
+        signal.signal(_INTERRUPT, lambda signo, frame: None)
+        listener = threading.get_ident()
+        balance.attach(slot, lambda: signal.pthread_kill(listener, _INTERRUPT))
     try:
         _milter_ext.main()
     finally:
@@ -479,7 +538,7 @@ def _serve_worker(socket_spec: str) -> int:
     return 0
 
 
-def _stop_promptly(socket_spec: str, stopped: threading.Event) -> None:
+def _stop_promptly(socket_spec: str, stopped: threading.Event, balance: Balance | None) -> None:
     """Stop within a moment of SIGTERM/SIGINT instead of libmilter's ~5 s.
 
     libmilter's own signal thread stops the listener, which notices only when its poll times
@@ -501,6 +560,8 @@ def _stop_promptly(socket_spec: str, stopped: threading.Event) -> None:
         LOG.debug("worker stopping")
         # Hand the signal on to libmilter's own signal thread, which is the one that stops it.
         os.kill(os.getpid(), signo)
+        if balance is not None:  # a listener held back would never see the wake-up
+            balance.release()
         time.sleep(0.1)
         _wake(socket_spec)
         if not stopped.wait(1.0):

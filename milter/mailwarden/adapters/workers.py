@@ -44,8 +44,16 @@ def worker_count(setting: int | str) -> int:
     return int(setting)
 
 
-def supervise(count: int, run_worker: Callable[[], int], wake: Callable[[], None]) -> int:
-    """Fork `count` workers that each call run_worker(), and look after them until told to stop.
+def supervise(
+    count: int,
+    run_worker: Callable[[int], int],
+    wake: Callable[[], None],
+    vacate: Callable[[int], None] = lambda slot: None,
+) -> int:
+    """Fork `count` workers that each call run_worker(slot), and look after them until told to stop.
+
+    Slots run from 0 to count - 1; a replacement worker takes the slot of the one it replaces,
+    and vacate(slot) is called as soon as a worker is found dead.
 
     Returns 0 when the workers stopped on a signal. `wake` pokes the listening socket, so that
     workers waiting in poll() look at their stop flag at once rather than at its next timeout.
@@ -53,17 +61,17 @@ def supervise(count: int, run_worker: Callable[[], int], wake: Callable[[], None
     watched = {*STOP_SIGNALS, signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     parent = os.getpid()
-    workers: dict[int, float] = {}          # pid -> start time
-    restart_at: list[float] = []            # when each dead worker's replacement is due
+    workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
+    restart_at: list[tuple[float, int]] = []    # (when, slot) of each replacement due
 
-    def spawn() -> None:
+    def spawn(slot: int) -> None:
         pid = os.fork()
         if pid == 0:
-            _run_child(parent, old_mask, run_worker)
-        workers[pid] = time.monotonic()
+            _run_child(parent, old_mask, lambda: run_worker(slot))
+        workers[pid] = (time.monotonic(), slot)
 
-    for _ in range(count):
-        spawn()
+    for slot in range(count):
+        spawn(slot)
     LOG.info("started %d worker%s", count, "" if count == 1 else "s")
     stopping = 0.0
     try:
@@ -72,7 +80,7 @@ def supervise(count: int, run_worker: Callable[[], int], wake: Callable[[], None
             if stopping:
                 timeout: float | None = 0.2
             elif restart_at:
-                timeout = max(0.0, min(restart_at) - now)
+                timeout = max(0.0, min(restart_at)[0] - now)
             else:
                 timeout = None
             info = (signal.sigtimedwait(watched, timeout) if timeout is not None
@@ -83,16 +91,20 @@ def supervise(count: int, run_worker: Callable[[], int], wake: Callable[[], None
                 restart_at.clear()
                 # libmilter's own SIGHUP also stops, but without our prompt wake-up.
                 _signal_all(workers, signal.SIGINT if info.si_signo == signal.SIGINT else signal.SIGTERM)
-            for pid, started, status in _reap(workers):
+            for pid, (started, slot), status in _reap(workers):
+                vacate(slot)
                 if stopping:
+                    if status != 0:  # stopping is a clean exit; anything else is worth a look
+                        LOG.warning("worker %d %s while stopping", pid, _describe(status))
                     continue
                 LOG.error("worker %d %s; starting another", pid, _describe(status))
                 lived = time.monotonic() - started
-                restart_at.append(time.monotonic() + (RESTART_DELAY if lived < RESTART_DELAY else 0.0))
+                delay = RESTART_DELAY if lived < RESTART_DELAY else 0.0
+                restart_at.append((time.monotonic() + delay, slot))
             now = time.monotonic()
-            for due in [t for t in restart_at if t <= now]:
+            for due in [r for r in restart_at if r[0] <= now]:
                 restart_at.remove(due)
-                spawn()
+                spawn(due[1])
             if stopping and workers:
                 wake()
                 if time.monotonic() - stopping > STOP_GRACE:
@@ -131,7 +143,7 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _reap(workers: dict[int, float]) -> list[tuple[int, float, int]]:
+def _reap(workers: dict[int, tuple[float, int]]) -> list[tuple[int, tuple[float, int], int]]:
     gone = []
     while workers:
         try:
@@ -145,7 +157,7 @@ def _reap(workers: dict[int, float]) -> list[tuple[int, float, int]]:
     return gone
 
 
-def _signal_all(workers: dict[int, float], signo: int) -> None:
+def _signal_all(workers: dict[int, tuple[float, int]], signo: int) -> None:
     for pid in workers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signo)
