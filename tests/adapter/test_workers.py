@@ -5,6 +5,7 @@ Each test runs the real `mailwarden serve` and watches its processes through /pr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -137,6 +138,39 @@ def test_connections_that_arrive_one_by_one_are_shared_out_evenly(mailwarden_fac
         for mc in clients:
             mc.close()
     assert sorted(served.count(pid) for pid in workers) == [2, 2], served
+
+
+def _thread_cpus(pid: int) -> set[frozenset[int]]:
+    """The CPU sets of every thread of a process."""
+    found = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            found.add(frozenset(os.sched_getaffinity(int(tid))))
+    return found
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("pin", [True, False])
+def test_each_worker_keeps_to_a_cpu_of_its_own(mailwarden_factory: Factory, pin: bool) -> None:
+    proc = mailwarden_factory(f"[milter]\nworkers = 2\npin_workers = {str(pin).lower()}\n")
+    workers = sorted(_workers(proc, 2))
+    clients = []
+    try:
+        for _ in range(4):  # libmilter's threads for connections are in the count too
+            mc = MilterClient.connect(proc.spec)
+            clients.append(mc)
+            mc.optneg()
+            assert mc.send_message(MESSAGE).verdict == "accept"
+        assert sorted(set(_workers_of(proc, clients))) == workers  # threads in both
+        cpus = [_thread_cpus(w) for w in workers]
+    finally:
+        for mc in clients:
+            mc.close()
+    if pin:
+        assert all(len(c) == 1 and len(next(iter(c))) == 1 for c in cpus), cpus
+        assert cpus[0] != cpus[1], cpus
+    else:
+        assert cpus == [{frozenset(os.sched_getaffinity(0))}] * 2, cpus
 
 
 def test_a_worker_that_dies_is_replaced(mailwarden_factory: Factory) -> None:

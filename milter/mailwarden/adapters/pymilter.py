@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from mailwarden.adapters.balance import Balance
 from mailwarden.adapters.summary import summary_line
-from mailwarden.adapters.workers import supervise, worker_count
+from mailwarden.adapters.workers import pin_to_cpu, supervise, worker_count
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
     Action,
@@ -477,7 +477,7 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     try:
         supervise(
             count,
-            lambda slot: _serve_worker(socket_spec, balance, slot),
+            lambda slot: _serve_worker(socket_spec, balance, slot, pin=config.pin_workers and count > 1),
             lambda: _wake(socket_spec),
             balance.vacate if balance is not None else (lambda slot: None),
         )
@@ -521,8 +521,10 @@ def _is_socket(fd: int) -> bool:
         return False
 
 
-def _serve_worker(socket_spec: str, balance: Balance | None, slot: int) -> int:
+def _serve_worker(socket_spec: str, balance: Balance | None, slot: int, pin: bool) -> int:
     """One worker process: libmilter's listener and its threads, until told to stop."""
+    if pin:  # before any thread starts: each inherits the CPU of the thread that starts it
+        LOG.debug("worker %d on CPU %d", slot, pin_to_cpu(slot))
     stop = threading.Event()
     # First: it blocks the stop signals in this thread, and so in every thread started after it.
     _stop_promptly(socket_spec, stop, balance)

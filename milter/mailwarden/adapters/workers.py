@@ -44,6 +44,15 @@ def worker_count(setting: int | str) -> int:
     return int(setting)
 
 
+def pin_to_cpu(slot: int) -> int:
+    """Keep the calling thread, and every thread it starts from now on, on one CPU: the
+    slot-th of those allowed (wrapping round). Returns that CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[slot % len(cpus)]
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def supervise(
     count: int,
     run_worker: Callable[[int], int],
