@@ -13,7 +13,10 @@ to, and points it back at the real socket once the others catch up. A poll() alr
 keeps waiting on the file it started with (Linux looks the number up again on each wake-up, but
 waits only on the files of its first pass), so pointing it back also interrupts the listener
 with a signal; libmilter polls again on EINTR. The counts live in memory shared by all workers;
-a worker whose count changes wakes the others through a pipe each, so they look again. The real
+a worker whose count changes wakes, through a pipe each, the others whose choice it may change:
+those holding back when its count rises, those accepting with more connections when it falls.
+Each also looks again every second, so a wake-up missed in a race costs at most a second of
+imbalance, never a stall: the least busy worker always accepts. The real
 socket is non-blocking, so a worker that loses the race for a connection goes back to poll()
 (libmilter retries on EAGAIN) instead of waiting in accept().
 """
@@ -23,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import select
 import socket
 import threading
 from collections.abc import Callable
 
 ABSENT = 2**62
 """The count of a slot with no live worker: never the least busy."""
+RECHECK = 1.0
+"""Seconds between a worker's own looks at the counts, wake-up or not."""
 
 
 class Balance:
@@ -38,8 +44,10 @@ class Balance:
     def __init__(self, slots: int, listen_fd: int) -> None:
         self._slots = slots
         self._fd = listen_fd
-        self._shared = mmap.mmap(-1, 8 * slots)  # anonymous and MAP_SHARED: survives fork() shared
-        self._counts = memoryview(self._shared).cast("q")
+        self._shared = mmap.mmap(-1, 16 * slots)  # anonymous and MAP_SHARED: survives fork() shared
+        view = memoryview(self._shared).cast("q")
+        self._counts = view[:slots]  # open connections per slot
+        self._holding = view[slots:]  # 1 while that slot's worker holds back
         for slot in range(slots):
             self._counts[slot] = ABSENT
         self._pipes = [os.pipe() for _ in range(slots)]
@@ -59,7 +67,8 @@ class Balance:
     def vacate(self, slot: int) -> None:
         """A worker died: its stale count must not make the others hold back."""
         self._counts[slot] = ABSENT
-        self._notify(skip=slot)
+        self._holding[slot] = 0
+        self._notify(slot, rose=True)
 
     # -- worker side ----------------------------------------------------------------------------
 
@@ -76,7 +85,7 @@ class Balance:
         with self._lock:
             self._counts[slot] = 0
             self._rebalance()
-        self._notify(skip=slot)
+        self._notify(slot, rose=False)
         threading.Thread(target=self._listen, name="balance", daemon=True).start()
 
     def opened(self) -> None:
@@ -99,12 +108,13 @@ class Balance:
                 return
             self._counts[slot] += delta
             self._rebalance()
-        self._notify(skip=slot)
+        self._notify(slot, rose=delta > 0)
 
     def _listen(self) -> None:
         read_end = self._pipes[self._slot][0]
         while self._slot >= 0:
-            os.read(read_end, 4096)  # one read takes every wake-up written so far
+            if select.select([read_end], [], [], RECHECK)[0]:
+                os.read(read_end, 4096)  # one read takes every wake-up written so far
             with self._lock:
                 if self._slot >= 0:
                     self._rebalance()
@@ -123,16 +133,23 @@ class Balance:
         assert self._idle is not None
         os.dup2(self._idle.fileno(), self._fd, inheritable=False)
         self._out = True
+        self._holding[self._slot] = 1
 
     def _swap_in(self) -> None:
         os.dup2(self._real, self._fd, inheritable=False)
         self._out = False
+        self._holding[self._slot] = 0
         # Else a listener waiting on the idle socket would look again only at libmilter's 5 s
         # poll timeout, with connections queued meanwhile.
         self._interrupt()
 
-    def _notify(self, skip: int) -> None:
+    def _notify(self, changed: int, rose: bool) -> None:
+        count = self._counts[changed]
         for slot, (_, write_end) in enumerate(self._pipes):
-            if slot != skip:
+            if slot == changed:
+                continue
+            # A rise can only let a worker that holds back accept again; a fall can only make
+            # a busier worker hold back.
+            if (self._holding[slot] == 1) if rose else (self._counts[slot] > count):
                 with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
                     os.write(write_end, b".")
