@@ -11,7 +11,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -102,41 +102,38 @@ def test_the_configured_workers_all_serve_the_one_socket(mailwarden_factory: Fac
     assert len(pids) >= 2, f"all eight connections went to one worker: {pids}"
 
 
+@contextlib.contextmanager
+def _one_by_one(proc: MailwardenProcess, count: int, timeout: float = 30.0,
+                pause: float = 0.0) -> Iterator[list[MilterClient]]:
+    """`count` connections opened one after another, each answering a message, held open."""
+    clients: list[MilterClient] = []
+    try:
+        for _ in range(count):
+            mc = MilterClient.connect(proc.spec, timeout=timeout)
+            clients.append(mc)
+            mc.optneg()
+            assert mc.send_message(MESSAGE).verdict == "accept"
+            time.sleep(pause)
+        yield clients
+    finally:
+        for mc in clients:
+            mc.close()
+
+
 def test_connections_that_arrive_one_by_one_are_shared_out_evenly(mailwarden_factory: Factory) -> None:
     # As smtpd processes open theirs. Left to the kernel, the worker that accepted the last
     # connection is first in line for the next one, and most land on one worker.
     proc = mailwarden_factory("[milter]\nworkers = 2\n")
     workers = _workers(proc, 2)
-    # Answered at once: a worker that stops holding back must not leave its listener waiting
-    # for libmilter's 5 s poll timeout while connections queue.
-    prompt = 2.0
-    clients: list[MilterClient] = []
-    try:
-        for _ in range(10):
-            mc = MilterClient.connect(proc.spec, timeout=prompt)
-            clients.append(mc)
-            mc.optneg()
-            assert mc.send_message(MESSAGE).verdict == "accept"
-            time.sleep(0.02)
+    # Answered at once (timeout): a worker that stops holding back must not leave its listener
+    # waiting for libmilter's 5 s poll timeout while connections queue.
+    with _one_by_one(proc, 10, timeout=2.0, pause=0.02) as clients:
         served = _workers_of(proc, clients)
-    finally:
-        for mc in clients:
-            mc.close()
     counts = sorted(served.count(pid) for pid in workers)
     assert counts[1] - counts[0] <= 2, f"connections per worker: {counts}"
     # Once they close, new connections are shared out again.
-    clients = []
-    try:
-        for _ in range(4):
-            mc = MilterClient.connect(proc.spec, timeout=prompt)
-            clients.append(mc)
-            mc.optneg()
-            assert mc.send_message(MESSAGE).verdict == "accept"
-            time.sleep(0.02)
+    with _one_by_one(proc, 4, timeout=2.0, pause=0.02) as clients:
         served = _workers_of(proc, clients)
-    finally:
-        for mc in clients:
-            mc.close()
     assert sorted(served.count(pid) for pid in workers) == [2, 2], served
 
 
@@ -154,18 +151,10 @@ def _thread_cpus(pid: int) -> set[frozenset[int]]:
 def test_each_worker_keeps_to_a_cpu_of_its_own(mailwarden_factory: Factory, pin: bool) -> None:
     proc = mailwarden_factory(f"[milter]\nworkers = 2\npin_workers = {str(pin).lower()}\n")
     workers = sorted(_workers(proc, 2))
-    clients = []
-    try:
-        for _ in range(4):  # libmilter's threads for connections are in the count too
-            mc = MilterClient.connect(proc.spec)
-            clients.append(mc)
-            mc.optneg()
-            assert mc.send_message(MESSAGE).verdict == "accept"
+    # libmilter's threads for connections are in the count too.
+    with _one_by_one(proc, 4) as clients:
         assert sorted(set(_workers_of(proc, clients))) == workers  # threads in both
         cpus = [_thread_cpus(w) for w in workers]
-    finally:
-        for mc in clients:
-            mc.close()
     if pin:
         assert all(len(c) == 1 and len(next(iter(c))) == 1 for c in cpus), cpus
         assert cpus[0] != cpus[1], cpus
@@ -205,8 +194,8 @@ def test_a_stop_signal_ends_every_worker_promptly(signo: int, user: str) -> None
         proc.start()
         assert proc.proc is not None
         workers = _workers(proc, 3)
-        # After a connection, the workers that lost the race for it wait in accept(), where
-        # libmilter's stop flag does not reach them.
+        # After connections, a worker may be holding back, its listener waiting on an idle
+        # socket that the wake-up connection does not reach.
         for _ in range(3):
             assert _send(proc.spec) == "accept"
         started = time.monotonic()

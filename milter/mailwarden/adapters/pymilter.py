@@ -463,7 +463,7 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     fix, cleanup = _socket_hooks(socket_spec, int(config.socket_mode, 8), config.socket_group)
     # Create the socket before smfi_main so its permissions are right before Postfix connects.
     old_umask = os.umask(0o177)
-    before = _open_fds()
+    before = _socket_fds()
     try:
         _milter_ext.opensocket(True)
     finally:
@@ -486,28 +486,22 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
         LOG.info("stopped")
 
 
-def _open_fds() -> set[int]:
+def _socket_fds() -> set[int] | None:
+    """The open socket descriptors (None without /proc)."""
     try:
         listed = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        return set()
-    return {fd for fd in listed if _is_open(fd)}  # not the one listdir() used, closed by now
+        return None
+    return {fd for fd in listed if _is_socket(fd)}
 
 
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-def _balance(count: int, before: set[int]) -> Balance | None:
+def _balance(count: int, before: set[int] | None) -> Balance | None:
     """Even out the workers' connections (see balance.py), given libmilter's listening socket:
     the one socket descriptor that opensocket() added."""
-    if count < 2 or not before:
+    after = _socket_fds()
+    if count < 2 or before is None or after is None:
         return None
-    added = [fd for fd in _open_fds() - before if _is_socket(fd)]
+    added = list(after - before)
     if len(added) != 1:
         LOG.warning("cannot find libmilter's listening socket; connections are not balanced")
         return None
@@ -547,10 +541,11 @@ def _stop_promptly(socket_spec: str, stopped: threading.Event, balance: Balance 
     out. This thread competes for the same signals; when it gets one, it asks libmilter to stop
     and connects once to the socket so the listener wakes up at once.
 
-    With several workers on one socket, an idle worker can instead sit in accept(), having lost
-    the race for the last connection, where no stop flag reaches it until a connection comes.
-    Such a worker is ended after a second. That loses nothing libmilter's own stop would keep:
-    it does not wait for connections in progress either.
+    With several workers on one socket, a worker held back by balance.py waits on its idle
+    socket, where the wake-up connection does not reach it: release() points it back at the real
+    socket and interrupts its poll(). A worker that still has not stopped after a second (left
+    in a blocking accept() when connections are not balanced) is ended. That loses nothing
+    libmilter's own stop would keep: it does not wait for connections in progress either.
     """
     signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, signals)
