@@ -518,7 +518,10 @@ def _is_socket(fd: int) -> bool:
 def _serve_worker(socket_spec: str, balance: Balance | None, slot: int, pin: bool) -> int:
     """One worker process: libmilter's listener and its threads, until told to stop."""
     if pin:  # before any thread starts: each inherits the CPU of the thread that starts it
-        LOG.debug("worker %d on CPU %d", slot, pin_to_cpu(slot))
+        try:
+            LOG.debug("worker %d on CPU %d", slot, pin_to_cpu(slot))
+        except OSError as exc:  # a sandbox that forbids it: serve unpinned rather than not at all
+            LOG.warning("worker %d cannot keep to one CPU: %s", slot, exc)
     stop = threading.Event()
     # First: it blocks the stop signals in this thread, and so in every thread started after it.
     _stop_promptly(socket_spec, stop, balance)
