@@ -9,9 +9,9 @@ messages signed with it (keys from tests/data/dkim/test.zone for mailwarden, Tes
 OpenDKIM: neither touches the network). Load comes from ../shared/tools/milterload.py over unix
 sockets; rounds are interleaved and the best of each side is kept. By default each of the c
 connections carries every message in turn (milterload's default); --per-message-connections opens
-one per message, as Postfix's smtpd does for a session that sends one message. Prints messages/s and the ratio
-mailwarden/OpenDKIM; targets (issue 4): sign >= 2.5x (2 KB), >= 1.5x (100 KB); verify >= 2x (2 KB),
->= 1.2x (100 KB).
+one per message, as Postfix's smtpd does for a session that sends one message. Prints messages/s
+and the ratio mailwarden/OpenDKIM; targets (issue 4): sign >= 2.5x (2 KB), >= 1.5x (100 KB);
+verify >= 2x (2 KB), >= 1.2x (100 KB).
 """
 
 from __future__ import annotations

@@ -479,7 +479,7 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
             count,
             lambda slot: _serve_worker(socket_spec, balance, slot, pin=config.pin_workers and count > 1),
             lambda: _wake(socket_spec),
-            balance.vacate if balance is not None else (lambda slot: None),
+            *([balance.vacate] if balance is not None else []),
         )
     finally:
         cleanup()
@@ -498,10 +498,9 @@ def _socket_fds() -> set[int] | None:
 def _balance(count: int, before: set[int] | None) -> Balance | None:
     """Even out the workers' connections (see balance.py), given libmilter's listening socket:
     the one socket descriptor that opensocket() added."""
-    after = _socket_fds()
-    if count < 2 or before is None or after is None:
+    if count < 2 or before is None:
         return None
-    added = list(after - before)
+    added = list((_socket_fds() or set()) - before)
     if len(added) != 1:
         LOG.warning("cannot find libmilter's listening socket; connections are not balanced")
         return None
