@@ -7,13 +7,13 @@ import time
 
 import pytest
 from dmarcsupport import DATA
-from tests.support.postfix import unique_address
+from tests.support.postfix import REMOTE_CLIENT, unique_address
 
 pytestmark = pytest.mark.postfix
 
-# The client is 127.0.0.1: these sender domains' SPF records authorize it or not.
-E2E_ZONE = (DATA / "policies.zone").read_text() + """
-good.example.          IN TXT "v=spf1 ip4:127.0.0.1 -all"
+# The client is REMOTE_CLIENT (XCLIENT): these sender domains' SPF records authorize it or not.
+E2E_ZONE = (DATA / "policies.zone").read_text() + f"""
+good.example.          IN TXT "v=spf1 ip4:{REMOTE_CLIENT} -all"
 _dmarc.good.example.   IN TXT "v=DMARC1; p=reject"
 """
 CONFIG = '[policy]\nauthserv_id = "mx.ci.test"\n'
@@ -64,3 +64,18 @@ def test_pass_is_delivered_with_one_authentication_results(postfix, mw):
     unfolded = head.decode().replace("\r\n\t", " ")
     assert "spf=pass smtp.mailfrom=bounce@good.example" in unfolded
     assert "dmarc=pass" in unfolded and "header.from=good.example" in unfolded
+
+
+@pytest.mark.parametrize("trusted, expected", [(None, 250), ("[]", 550)])
+def test_local_mail_is_the_hosts_own_by_default(postfix, mailwarden_factory, trusted, expected):
+    # A client on 127.0.0.1 (cron, web apps, Postfix's sendmail) is trusted by default, as
+    # OpenDKIM's InternalHosts and OpenDMARC's IgnoreHosts: its p=reject From is not rejected.
+    config = CONFIG + (f"trusted_networks = {trusted}\n" if trusted is not None else "")
+    mailwarden_factory(config, zone_text=E2E_ZONE, socket_path=postfix.alt_milter_path)
+    rcpt = unique_address()
+    res = postfix.submit(postfix.alt, message("a@reject.example", rcpt), "x@reject.example", [rcpt],
+                         client_addr=None)
+    assert (res.code, res.stage) == (expected, "data"), str(res)
+    if expected == 250:
+        head, _ = postfix.wait_delivery(rcpt).headers_and_body()
+        assert b"dmarc=" not in head  # outbound: no DMARC verdict at all

@@ -397,9 +397,12 @@ class MilterClient:
         """The milter asked for header values exactly as written (SMFIP_HDR_LEADSPC)."""
         return bool(self.protocol & P_HDR_LEADSPC)
 
-    def conn(self, hostname: str = "localhost", family: str = "4", addr: str = "127.0.0.1",
+    def conn(self, hostname: str = "client.test", family: str = "4", addr: str = "192.0.2.1",
              port: int = 40000, macros: Mapping[str, str] | None = None) -> Reply:
         """family: "4", "6", "L" (unix) or "U" (unknown). Default macros are Postfix's.
+
+        The default client is a remote one: loopback is in `[policy] trusted_networks` by default,
+        so a client on 127.0.0.1 sends outbound mail.
 
         addr must be loopback or in a documentation network (192.0.2.0/24, 198.51.100.0/24,
         203.0.113.0/24, 2001:db8::/32): it is only data, but no test should name a real host.

@@ -65,6 +65,10 @@ def postfix_available() -> bool:
     return os.path.exists(POSTFIX) and os.geteuid() == 0
 
 
+REMOTE_CLIENT = "203.0.113.25"
+"""The client address tests present to Postfix (a documentation network, never contacted)."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -312,8 +316,12 @@ class SubmitResult:
 
 def submit(port: int, raw: bytes, mail_from: str, rcpts: Sequence[str],
            auth: tuple[str, str] | None = None, helo: str = "client.test",
-           timeout: float = 30.0) -> SubmitResult:
-    """One SMTP session to 127.0.0.1:port. smtplib turns line ends into CRLF and dot-stuffs."""
+           timeout: float = 30.0, client_addr: str | None = None) -> SubmitResult:
+    """One SMTP session to 127.0.0.1:port. smtplib turns line ends into CRLF and dot-stuffs.
+
+    `client_addr`: present the session as coming from this address (Postfix's XCLIENT, which
+    the test instance allows from loopback), as a remote MTA would; None keeps 127.0.0.1.
+    """
     def text(msg: bytes | str) -> str:
         return msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
 
@@ -323,6 +331,11 @@ def submit(port: int, raw: bytes, mail_from: str, rcpts: Sequence[str],
         return SubmitResult(e.smtp_code, text(e.smtp_error), "connect")
     try:
         s.ehlo(helo)
+        if client_addr is not None:
+            code, msg = s.docmd("XCLIENT", f"ADDR={client_addr} NAME={helo} HELO={helo}")
+            if code != 220:
+                return SubmitResult(code, text(msg), "xclient")
+            s.ehlo(helo)
         if auth is not None:
             try:
                 s.login(*auth)
@@ -462,7 +475,9 @@ class PostfixInstance:
             "mydomain": "ci.test",
             "myorigin": "$myhostname",
             "mydestination": "",
-            "mynetworks": "127.0.0.0/8",
+            "mynetworks": "127.0.0.0/8, 203.0.113.0/24",
+            # Tests present remote clients with XCLIENT (see submit()).
+            "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
             "relayhost": f"[127.0.0.1]:{self.sink.port}",
             "smtp_dns_support_level": "disabled",
             "smtpd_peername_lookup": "no",
@@ -574,8 +589,10 @@ class PostfixInstance:
 
     # ---- mail ----------------------------------------------------------------------------------
     def submit(self, port: int, raw: bytes, mail_from: str, rcpts: Sequence[str],
-               auth: tuple[str, str] | None = None, helo: str = "client.test") -> SubmitResult:
-        return submit(port, raw, mail_from, rcpts, auth=auth, helo=helo)
+               auth: tuple[str, str] | None = None, helo: str = "client.test",
+               client_addr: str | None = REMOTE_CLIENT) -> SubmitResult:
+        """As a remote client (REMOTE_CLIENT) by default: loopback mail is outbound by default."""
+        return submit(port, raw, mail_from, rcpts, auth=auth, helo=helo, client_addr=client_addr)
 
     def wait_delivery(self, rcpt: str | None = None, timeout: float = 10.0) -> Delivery:
         return self.sink.wait(rcpt, timeout)[-1]

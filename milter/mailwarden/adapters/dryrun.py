@@ -5,8 +5,9 @@ the same Transaction (headers as Postfix shows them to a milter, CRLF body) and 
 phases in the same order.
 
 Envelope precedence, field by field: a command-line flag, else the value derived from the
-message (topmost Received, Return-Path, Delivered-To/X-Original-To), else a default (client
-127.0.0.1, null sender, no recipients).
+message (topmost Received, Return-Path, Delivered-To/X-Original-To), else a default (an unknown
+client with no address, null sender, no recipients). The default client is not 127.0.0.1: loopback
+is a trusted network by default, and archived mail of unknown origin is read as inbound.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tu
     if flags.auth_user:
         macros["{auth_authen}"] = flags.auth_user
     conn = Connection(
-        client_ip=flags.client_ip or derived.client_ip or "127.0.0.1",
+        client_ip=flags.client_ip or derived.client_ip or "",
         client_name=flags.client_name or derived.client_name or "unknown",
         helo=flags.helo or derived.helo,
         macros=macros,

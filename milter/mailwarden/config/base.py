@@ -59,8 +59,11 @@ class PolicySection:
     originating_daemons: tuple[str, ...] = ("ORIGINATING",)
     """Values of {daemon_name} (read at connect) that mark outbound mail. Set on Postfix's
     submission service with: -o milter_macro_daemon_name=ORIGINATING"""
-    trusted_networks: tuple[str, ...] = ()
-    """Client networks whose mail is outbound (stripped, signed), e.g. ["127.0.0.0/8", "::1/128"].
+    trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Client networks whose mail is outbound (stripped, signed, never DMARC-rejected). The
+    default is loopback, as OpenDKIM's InternalHosts and OpenDMARC's IgnoreHosts: mail from cron
+    and web apps (Postfix's sendmail/pickup reaches non_smtpd_milters as localhost[127.0.0.1]) is
+    the host's own. Write `trusted_networks = []` to treat loopback clients as inbound.
     SASL-authenticated clients ({auth_authen}) are always outbound."""
     authserv_id: str = ""
     """The authserv-id of our Authentication-Results header; empty means the host name."""
