@@ -40,7 +40,10 @@ class DmarcSection:
     reject_text: str = "rejected by DMARC policy for {domain}"
     """Text of the 550 5.7.1 reply; {domain} is the From domain."""
     temperror: Literal["tempfail", "accept"] = "tempfail"
-    """DNS failure while finding the policy: tempfail (451 4.7.5) or accept with dmarc=temperror."""
+    """A DNS timeout or SERVFAIL while finding the policy, or, when nothing passes aligned, on
+    the key of an aligned DKIM signature or the SPF record of an aligned domain (includes too):
+    dmarc=temperror, then tempfail (451 4.7.5, the sender retries) or accept. Never a reject:
+    a DNS outage at the sender's provider must not bounce its mail. With p=none, always accept."""
     multi_from: Literal["reject", "quarantine", "accept"] = "reject"
     """A message without exactly one From address: reject (550 5.7.1), quarantine, or accept."""
     discovery: Literal["psl", "tree-walk"] = "psl"

@@ -63,7 +63,8 @@ class DmarcCheck:
             dkim = tuple(r for r in outcome.facts.get(DKIM_FACT) or () if isinstance(r, DkimResult))
             spf = outcome.facts.get(SPF_FACT)
             result = self.evaluator.evaluate(author.domain, dkim, spf if isinstance(spf, SpfResult) else None)
-            if result.result == "temperror":
+            if result.result == "temperror" and result.policy != "none":
+                # With p=none a fail changes nothing, so neither does a temporary error.
                 result = replace(result, disposition="tempfail" if self.local.temperror_tempfail else "none")
         if result.disposition != "none":
             why = self.local.exemption(tx, result.domain)

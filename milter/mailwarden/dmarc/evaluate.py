@@ -52,6 +52,14 @@ class Evaluator:
             policy = self._policy(domain, found, record)
         except DnsTempError as exc:
             return DmarcResult("temperror", domain, reason=str(exc), org_domain=found.org_domain)
+        if not (dkim_ok or spf_ok):
+            unsure = _unsure_identifiers(domain, record, org_of, dkim, spf)
+            if unsure:
+                # A temporary failure of an identifier that would have aligned is not a fail: the
+                # sender retries (RFC 7489 leaves this open; a 5xx here would lose mail for good).
+                return DmarcResult("temperror", domain, policy=policy, org_domain=found.org_domain,
+                                   policy_domain=found.policy_domain, published=record.p,
+                                   reason="temporary DNS failure checking " + ", ".join(unsure))
         base = DmarcResult(
             "pass" if dkim_ok or spf_ok else "fail",
             domain,
@@ -99,6 +107,16 @@ class Evaluator:
             if draw >= record.pct:
                 return replace(result, disposition=WEAKER[policy], override="sampled_out")
         return replace(result, disposition=policy)
+
+
+def _unsure_identifiers(domain: str, record: DmarcRecord, org_of: Callable[[str], str],
+                        dkim: Sequence[DkimResult], spf: SpfResult | None) -> list[str]:
+    """The aligned identifiers whose check failed temporarily (DKIM key or SPF record lookups)."""
+    unsure = [f"dkim d={sig.domain} s={sig.selector}" for sig in dkim
+              if sig.result == "temperror" and aligned(domain, sig.domain, record.adkim, org_of)]
+    if spf is not None and spf.result == "temperror" and aligned(domain, spf.domain, record.aspf, org_of):
+        unsure.append(f"spf {spf.identity}={spf.domain}")
+    return unsure
 
 
 def aligned(author: str, identifier: str, mode: str, org_of: Callable[[str], str]) -> bool:
