@@ -5,13 +5,13 @@ from __future__ import annotations
 import authres
 from dmarcsupport import make_tx
 
+from mailwarden.authres.add import AuthresAdd, header_value
+from mailwarden.authres.headers import authserv_id, received_spf, results
+from mailwarden.authres.strip import AuthresStrip
 from mailwarden.core.auth import DKIM_FACT, SPF_FACT, DkimResult, SpfResult
 from mailwarden.core.decisions import AddHeader, DeleteHeader, Outcome
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Direction
-from mailwarden.dmarc.authres_add import AuthresAdd, header_value
-from mailwarden.dmarc.authres_strip import AuthresStrip
-from mailwarden.dmarc.headers import authserv_id, received_spf, results
 from mailwarden.dmarc.result import DmarcResult
 
 FORGED = """\
@@ -104,7 +104,7 @@ def test_received_spf_parse():
 
 
 def test_folding_splits_only_outside_quotes_and_comments():
-    from mailwarden.dmarc.authres_add import FOLD_AT, _wrap
+    from mailwarden.authres.add import FOLD_AT, _wrap
 
     plain = "dkim=pass header.d=" + "sub." * 12 + "example.com header.s=sel header.a=rsa-sha256 header.b=abcd"
     quoted = 'dkim=fail reason="signature verification failed with a rather long reason text" header.d=ex.com'

@@ -19,14 +19,13 @@ from loopdns import LoopbackDns
 from opendmarcd import OpenDmarc, available
 from tests.support.milterclient import MilterClient
 
-from mailwarden.bootstrap import BuildEnv
+from mailwarden.authres.headers import results
+from mailwarden.bootstrap import BuildEnv, build_stages
 from mailwarden.config import parse
 from mailwarden.core.auth import DKIM_FACT, DMARC_FACT
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.pipeline import Pipeline
 from mailwarden.dmarc import psl
-from mailwarden.dmarc.build import auth_stages
-from mailwarden.dmarc.headers import results
 from mailwarden.resolver.static import StaticZone
 
 ZONE = StaticZone.from_files([DATA / "policies.zone"])
@@ -58,7 +57,8 @@ def theirs(od: OpenDmarc, case: Case) -> tuple[str, str]:
 
 
 CONFIG = parse('[spf]\nenabled = false\ntrusted_authserv_ids = ["upstream.test"]\n')
-PIPELINE = Pipeline(auth_stages(BuildEnv(CONFIG, ZONE, "mx.test", None, random=lambda: 0.0)))
+AUTH_STAGES = {"spf", "authres-strip", "spf-upstream", "dmarc", "authres", "dmarc-enforce"}
+PIPELINE = Pipeline(build_stages(BuildEnv(CONFIG, ZONE, "mx.test", None, random=lambda: 0.0), AUTH_STAGES))
 PSL = psl.load()
 
 

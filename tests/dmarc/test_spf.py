@@ -8,9 +8,9 @@ from dmarcsupport import DATA, make_tx
 from mailwarden.core.auth import SPF_FACT, SPF_HELO_FACT
 from mailwarden.core.decisions import Action, Outcome
 from mailwarden.core.model import Direction
-from mailwarden.dmarc.spf_check import SpfCheck
-from mailwarden.dmarc.spf_query import check_spf
 from mailwarden.resolver.static import StaticZone
+from mailwarden.spf.check import SpfCheck
+from mailwarden.spf.query import check_spf
 
 ZONE = StaticZone.from_files([DATA / "spf.zone"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailwarden.buildenv import BuildEnv
 from mailwarden.config.dkim import DkimSection, seconds
 from mailwarden.dkim.keys import KeyError_, load_private_key
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -14,20 +15,16 @@ from mailwarden.dkim.verify_stage import DkimVerify
 from mailwarden.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mailwarden.bootstrap import BuildEnv
     from mailwarden.config import Config
-    from mailwarden.core.pipeline import Stage
 
 
-def verify_stages(env: BuildEnv) -> list[Stage]:
+def dkim_verify(env: BuildEnv) -> DkimVerify:
     cfg = env.config.dkim.verify
-    if not cfg.enabled:
-        return []
     policy = VerifyPolicy(cfg.max_signatures, cfg.min_rsa_bits, cfg.allow_sha1,
                           cfg.on_body_length_extension, cfg.drift_seconds)
     actions = {"fail": cfg.on_fail, "none": cfg.on_none, "temperror": cfg.on_temperror,
                "permerror": cfg.on_permerror, "policy": cfg.on_policy}
-    return [DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)]
+    return DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)
 
 
 def key_path(config: Config, key_file: str) -> Path:
@@ -55,11 +52,9 @@ def load_keys(config: Config) -> dict[str, SigningKey]:
     return keys
 
 
-def sign_stages(env: BuildEnv) -> list[Stage]:
+def dkim_sign(env: BuildEnv) -> DkimSign:
     dkim = env.config.dkim
-    keys = load_keys(env.config)
-    if not dkim.sign:
-        return []
+    keys = env.shared("dkim.keys", lambda e: load_keys(e.config))
     rules = tuple(Rule(r.match, r.identity, tuple(keys[n] for n in r.keys)) for r in dkim.sign)
     signer = Signer(dkim.canonicalization, dkim.headers, dkim.oversign, seconds(dkim.expire))
-    return [DkimSign(signer, rules, env.clock, dkim.warn_8bit)]
+    return DkimSign(signer, rules, env.clock, dkim.warn_8bit)

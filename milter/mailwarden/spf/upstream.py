@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailwarden.authres.headers import authserv_id, received_spf, results
 from mailwarden.core.auth import SPF_FACT, SpfResult
 from mailwarden.core.decisions import EMPTY, Outcome, StageResult
 from mailwarden.core.model import Direction, Header, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.headers import authserv_id, received_spf, results
-from mailwarden.dmarc.spf_query import RESULTS
+from mailwarden.spf.query import RESULTS
 
 
 @dataclass(slots=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mailwarden.authres.headers import authserv_id
 from mailwarden.core.decisions import EMPTY, DeleteHeader, Outcome, StageResult
 from mailwarden.core.model import Header, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.headers import authserv_id
 
 AR = "authentication-results"
 

@@ -14,7 +14,7 @@ from mailwarden.core.decisions import Outcome, StageResult, Verdict
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.core.ports import Resolver
-from mailwarden.dmarc.spf_query import check_spf
+from mailwarden.spf.query import check_spf
 
 
 @dataclass(slots=True)
