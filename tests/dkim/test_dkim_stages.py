@@ -9,7 +9,7 @@ from dkimsupport import MSG, NOW, ZONE, delivered, make_tx, results, safe_keys, 
 
 from mailwarden.bootstrap import build_runtime
 from mailwarden.config import load, parse
-from mailwarden.core.auth import DKIM_FACT
+from mailwarden.core.auth import DkimResults
 from mailwarden.core.decisions import Action, AddHeader
 from mailwarden.errors import ConfigError
 
@@ -97,7 +97,9 @@ def test_inbound_mail_is_verified_not_signed(keydir: Path) -> None:
     tx = make_tx(signed.replace(b"quarterly", b"annual"), direction="inbound")
     out = rt.pipeline.run(tx)
     assert not any(isinstance(e, AddHeader) and e.name == "DKIM-Signature" for e in out.edits)
-    (r,) = out.facts[DKIM_FACT]
+    found = out.facts.get(DkimResults)
+    assert found is not None
+    (r,) = found.signatures
     assert r.result == "fail" and r.selector == "rsa"
     assert out.auth["dkim"] == [{"result": "fail", "domain": "example.com", "selector": "rsa",
                                  "algorithm": "rsa-sha256", "key_bits": 2048,
@@ -108,9 +110,10 @@ def test_inbound_mail_is_verified_not_signed(keydir: Path) -> None:
 def test_outbound_verification_only_when_configured(keydir: Path) -> None:
     signed = sign(MSG, [signing_key("rsa")])
     out = runtime().pipeline.run(make_tx(signed))
-    assert DKIM_FACT not in out.facts
+    assert DkimResults not in out.facts
     out = runtime("[dkim.verify]\nverify_outbound = true\n").pipeline.run(make_tx(signed))
-    assert [r.result for r in out.facts[DKIM_FACT]] == ["pass"]
+    found = out.facts.get(DkimResults)
+    assert found is not None and [r.result for r in found.signatures] == ["pass"]
 
 
 @pytest.mark.parametrize(("setting", "mutate", "action", "code"), [

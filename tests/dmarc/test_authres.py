@@ -8,11 +8,12 @@ from dmarcsupport import make_tx
 from mailwarden.authres.add import AuthresAdd, header_value
 from mailwarden.authres.headers import authserv_id, received_spf, results
 from mailwarden.authres.strip import AuthresStrip
-from mailwarden.core.auth import DKIM_FACT, SPF_FACT, DkimResult, SpfResult
+from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus, SpfResult, SpfScope, SpfStatus
 from mailwarden.core.decisions import AddHeader, DeleteHeader, Outcome
 from mailwarden.core.edits import apply_edits
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import DmarcResult, DmarcStatus, Policy
 
 FORGED = """\
 Authentication-Results: MX.Example.; dkim=pass header.d=paypal.com
@@ -54,14 +55,15 @@ def test_extra_remove_ids():
 
 
 def test_header_roundtrips_through_authres_parser():
-    facts = {
-        SPF_FACT: SpfResult("pass", "example.com"),
-        DKIM_FACT: (
-            DkimResult("pass", "example.com", "sel", "rsa-sha256", 2048, b="AbC+/dEfGhIjK"),
-            DkimResult("fail", "other.example", "s2", "ed25519-sha256", reason="signature did not verify"),
-        ),
-        "dmarc": DmarcResult("pass", "example.com", "reject", published="reject"),
-    }
+    facts = Facts(
+        SpfResult(SpfStatus.PASS, "example.com"),
+        DkimResults((
+            DkimResult(DkimStatus.PASS, "example.com", "sel", "rsa-sha256", 2048, b="AbC+/dEfGhIjK"),
+            DkimResult(DkimStatus.FAIL, "other.example", "s2", "ed25519-sha256",
+                       reason="signature did not verify"),
+        )),
+        DmarcResult(DmarcStatus.PASS, "example.com", Policy.REJECT, published="reject"),
+    )
     value = header_value("mx.example", facts, "a@example.com")
     assert value.startswith(" mx.example;\n\t")
     assert all(len(line) < 100 for line in value.split("\n"))
@@ -79,8 +81,9 @@ def test_header_roundtrips_through_authres_parser():
 
 
 def test_helo_identity_and_no_results():
-    assert header_value("mx.example", {}) == " mx.example; none"
-    v = header_value("mx.example", {SPF_FACT: SpfResult("none", "h.example", "helo")}, "", "h.example")
+    assert header_value("mx.example", Facts()) == " mx.example; none"
+    helo = SpfResult(SpfStatus.NONE, "h.example", SpfScope.HELO)
+    v = header_value("mx.example", Facts(helo), "", "h.example")
     assert v == " mx.example; spf=none smtp.helo=h.example"
 
 
@@ -88,7 +91,7 @@ def test_stage_inserts_at_top_inbound_only():
     stage = AuthresAdd("mx.example")
     tx = make_tx()
     assert stage.applies(tx)
-    res = stage.run(tx, Outcome(facts={SPF_FACT: SpfResult("fail", "example.com")}))
+    res = stage.run(tx, Outcome(facts=Facts(SpfResult(SpfStatus.FAIL, "example.com"))))
     value = " mx.example; spf=fail smtp.mailfrom=a@example.com"
     assert res.edits == (AddHeader("Authentication-Results", value, 0),)
     apply_edits(tx, res.edits)

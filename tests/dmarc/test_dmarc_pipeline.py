@@ -12,8 +12,9 @@ from dmarcsupport import DATA, make_tx
 import dkim
 from mailwarden.bootstrap import build_runtime
 from mailwarden.config import parse
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, DkimResult
+from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus
 from mailwarden.core.decisions import Action, AddHeader, DeleteHeader, Outcome
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dmarc.result import DmarcResult
@@ -29,7 +30,7 @@ def runtime(extra: str = "", draw: float = 0.0):
 def run(extra: str = "", draw: float = 0.0, facts=None, **kw):
     rt = runtime(extra, draw)
     tx = make_tx(**kw)
-    outcome = Outcome(facts=dict(facts or {}))
+    outcome = Outcome(facts=Facts(*(facts or ())))
     if facts:
         # Stand-in for DKIM results: run the stages after dkim-verify with our facts in place.
         for phase in (Phase.ENVELOPE, Phase.HEADERS, Phase.MESSAGE):
@@ -184,12 +185,14 @@ def test_trusted_upstream_spf_result():
 
 
 def test_dkim_facts_align_and_appear_in_header():
-    facts = {DKIM_FACT: (DkimResult("fail", "reject.example", "s1", "rsa-sha256", b="AAAAbbbbCCCC"),
-                         DkimResult("pass", "mail.reject.example", "s2", "ed25519-sha256", b="zzzzyyyyxx"))}
+    facts = [DkimResults((
+        DkimResult(DkimStatus.FAIL, "reject.example", "s1", "rsa-sha256", b="AAAAbbbbCCCC"),
+        DkimResult(DkimStatus.PASS, "mail.reject.example", "s2", "ed25519-sha256", b="zzzzyyyyxx")))]
     tx, out = run(facts=facts, headers="From: alice@reject.example", mail_from="<x@other.example>",
                   ip="203.0.113.9")
     assert out.verdict.action is Action.CONTINUE
-    result = out.facts[DMARC_FACT]
+    result = out.facts.get(DmarcResult)
+    assert result is not None
     assert isinstance(result, DmarcResult) and result.dkim_aligned == "pass"
     value = ar_headers(tx)[0].value.replace("\n\t  ", " ").replace("\n\t", " ")
     assert "dkim=fail header.d=reject.example header.a=rsa-sha256 header.s=s1 header.b=AAAAbbbb" in value

@@ -22,10 +22,12 @@ from tests.support.milterclient import MilterClient
 from mailwarden.authres.headers import results
 from mailwarden.bootstrap import BuildEnv, build_stages
 from mailwarden.config import parse
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT
+from mailwarden.core.auth import DkimResults
 from mailwarden.core.decisions import Outcome
+from mailwarden.core.facts import Facts
 from mailwarden.core.pipeline import Pipeline
 from mailwarden.dmarc import psl
+from mailwarden.dmarc.result import DmarcResult
 from mailwarden.resolver.static import StaticZone
 
 ZONE = StaticZone.from_files([DATA / "policies.zone"])
@@ -66,8 +68,9 @@ def ours(case: Case) -> tuple[str, str]:
     pipeline = PIPELINE
     headers = case.raw().decode().split("\r\n\r\n")[0].replace("\r\n", "\n")
     outcome = pipeline.run(make_tx(headers, mail_from=case.mail_from(), ip="192.0.2.99"),
-                           Outcome(facts={DKIM_FACT: case.dkim}))
-    r = outcome.facts[DMARC_FACT]
+                           Outcome(facts=Facts(DkimResults(case.dkim))))
+    r = outcome.facts.get(DmarcResult)
+    assert r is not None
     return r.result, r.disposition
 
 

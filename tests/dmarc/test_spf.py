@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dmarcsupport import DATA, make_tx
 
-from mailwarden.core.auth import SPF_FACT, SPF_HELO_FACT
+from mailwarden.core.auth import SpfHelo, SpfResult
 from mailwarden.core.decisions import Action, Outcome
 from mailwarden.core.model import Direction
 from mailwarden.resolver.static import StaticZone
@@ -63,14 +63,17 @@ def run(stage, **kw):
 
 def test_stage_mail_from_and_helo_facts():
     res = run(SpfCheck(ZONE), mail_from="<u@pass.example>", ip="192.0.2.7", helo="helo.example")
-    assert res.facts[SPF_FACT].result == "pass" and res.facts[SPF_HELO_FACT].result == "fail"
+    spf, helo = res.facts.get(SpfResult), res.facts.get(SpfHelo)
+    assert spf is not None and helo is not None
+    assert spf.result == "pass" and helo.result.result == "fail"
     assert res.auth["spf"]["result"] == "pass" and res.auth["spf"]["domain"] == "pass.example"
     assert res.verdict is None
 
 
 def test_stage_null_sender_uses_helo():
     res = run(SpfCheck(ZONE, check_helo=False), mail_from="<>", ip="203.0.113.9", helo="helo.example")
-    spf = res.facts[SPF_FACT]
+    spf = res.facts.get(SpfResult)
+    assert spf is not None
     assert (spf.result, spf.identity, spf.domain) == ("pass", "helo", "helo.example")
 
 

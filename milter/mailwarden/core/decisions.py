@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+from mailwarden.core.facts import Facts, FactView
 
 
 class Action(StrEnum):
@@ -155,14 +157,15 @@ def edit_summary(edit: Edit) -> str:
 class StageResult:
     """What one stage returns.
 
-    `facts` are typed values for later stages (e.g. DKIM results for DMARC). `auth` is merged into
+    `facts` are typed values for later stages (core/facts.py: e.g. DKIM results for DMARC). `auth`
+    is the JSON form of the authentication results for the dry-run report, merged into
     the report's `auth` object and `rules` extends its `rules` list. `log` lines are logged at
     info level (e.g. header_checks' Postfix-form lines); `notes` are details logged at debug level.
     """
 
     verdict: Verdict | None = None
     edits: Sequence[Edit] = ()
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     auth: Mapping[str, Any] = field(default_factory=dict)
     rules: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()
@@ -172,13 +175,23 @@ class StageResult:
 EMPTY = StageResult()
 
 
+class OutcomeView(Protocol):
+    """What a stage sees of the outcome so far: it reads; only the pipeline folds results in."""
+
+    @property
+    def facts(self) -> FactView: ...
+
+    @property
+    def verdict(self) -> Verdict: ...
+
+
 @dataclass(slots=True)
 class Outcome:
     """Everything the pipeline decided for one message."""
 
     verdict: Verdict = CONTINUE
     edits: list[Edit] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     auth: dict[str, Any] = field(default_factory=dict)
     rules: list[Mapping[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.decisions import Outcome, OutcomeView, StageResult, Verdict
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
@@ -40,8 +40,8 @@ class Stage(Protocol):
         """Whether this stage has anything to do for this transaction (e.g. outbound only)."""
         ...
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
-        """Decide. `outcome` is read-only here: earlier stages' facts, edits and verdict."""
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
+        """Decide, from the message and the facts and verdict of earlier stages."""
         ...
 
 
@@ -104,8 +104,7 @@ class Pipeline:
             apply_edits(tx, result.edits)
             outcome.edits.extend(result.edits)
         outcome.facts.update(result.facts)
-        for key, value in result.auth.items():
-            outcome.auth[key] = value
+        outcome.auth.update(result.auth)
         outcome.rules.extend(result.rules)
         outcome.notes.extend(result.notes)
         outcome.log.extend(result.log)

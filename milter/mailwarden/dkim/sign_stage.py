@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
 from mailwarden.core.model import Direction, Header, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -113,7 +113,7 @@ class DkimSign:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.OUTBOUND and bool(self.rules)
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         msg = tx.message
         headers = [*msg.above, *msg.headers]  # as delivered, minus the MTA's hidden Received
         rule, domain = self._rule(tx, headers)
