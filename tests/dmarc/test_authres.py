@@ -121,3 +121,14 @@ def test_folding_splits_only_outside_quotes_and_comments():
                for line in _wrap(quoted).split("\n\t  "))
     assert any("(p=reject dis=none with a long comment inside it here)" in line
                for line in _wrap(comment).split("\n\t  "))
+
+
+def test_one_splitter_for_results_and_folding() -> None:
+    from mailwarden.authres.headers import split_outside
+
+    text = 'mx; dkim=pass reason="a; b" (c; d) header.d=x; spf=none'
+    assert split_outside(text, ";") == ["mx", ' dkim=pass reason="a; b" (c; d) header.d=x', " spf=none"]
+    assert split_outside('dkim=fail reason="bad sig" (p (q r))', " ") == [
+        "dkim=fail", 'reason="bad sig"', "(p (q r))"]
+    # An unmatched ")" is not a comment: what follows still splits.
+    assert split_outside("a) b; c", ";") == ["a) b", " c"]

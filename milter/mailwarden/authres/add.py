@@ -18,6 +18,7 @@ from authres.core import (
 )
 from authres.dmarc import DMARCAuthenticationResult
 
+from mailwarden.authres.headers import split_outside
 from mailwarden.core.auth import DkimResult, DkimResults, SpfResult, SpfScope
 from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
 from mailwarden.core.facts import FactView
@@ -61,7 +62,7 @@ def _wrap(clause: str) -> str:
     if len(clause) <= FOLD_AT - 8:
         return clause
     # Usually nothing is quoted or commented, and every space is a place to fold.
-    words = _words(clause) if '"' in clause or "(" in clause else clause.split(" ")
+    words = split_outside(clause, " ") if '"' in clause or "(" in clause else clause.split(" ")
     lines = [words[0]]
     for word in words[1:]:
         if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
@@ -69,25 +70,6 @@ def _wrap(clause: str) -> str:
         else:
             lines[-1] += " " + word
     return "\n\t  ".join(lines)
-
-
-def _words(clause: str) -> list[str]:
-    """The clause split at spaces outside quoted strings and comments."""
-    words: list[str] = []
-    cur: list[str] = []
-    quoted, depth = False, 0
-    for ch in clause:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "()":
-            depth += 1 if ch == "(" else -1
-        if ch == " " and not quoted and depth == 0:
-            words.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    words.append("".join(cur))
-    return words
 
 
 def clauses(facts: FactView, sender: str = "", helo: str = "") -> list[AuthenticationResult]:

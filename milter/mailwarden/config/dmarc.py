@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+from mailwarden.config.loader import FilePath
+
 
 @dataclass(frozen=True)
 class SpfSection:
@@ -49,8 +51,9 @@ class DmarcSection:
     discovery: Literal["psl", "tree-walk"] = "psl"
     """Organizational domain: psl (RFC 7489 + Public Suffix List) or tree-walk (RFC 9989 DNS walk,
     with np=, psd= and t=; pct= is ignored)."""
-    psl_file: str = ""
-    """A public_suffix_list.dat to use instead of the copy shipped with publicsuffixlist."""
+    psl_file: FilePath = ""
+    """A public_suffix_list.dat to use instead of the copy shipped with publicsuffixlist.
+    Relative paths are relative to the config file."""
     psl_private: bool = True
     """Count the list's PRIVATE section (github.io, blogspot.com, ...) as public suffixes."""
     exempt_networks: tuple[str, ...] = ()

@@ -4,6 +4,9 @@ A section is a dataclass whose fields all have defaults; the field's type says w
 value must be. A section may define `check(self) -> list[tuple[str, str]]` returning
 (key, reason) pairs for rules no type can express. Unknown keys are errors: a typo must stop the
 service, not silently fall back to a default.
+
+A field typed `FilePath` (or a tuple of them) names a file or directory: a relative value is
+resolved here against the directory of the config file, the one rule for every path in it.
 """
 
 from __future__ import annotations
@@ -11,17 +14,24 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
 
+_RELATIVE_TO_CONFIG = "relative to the config file"
+FilePath = Annotated[str, _RELATIVE_TO_CONFIG]
+"""A file or directory; relative to the config file's directory."""
 
-def build(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
-    """An instance of dataclass `cls` from the mapping `data`; problems are appended to `problems`."""
+
+def build(cls: type[T], data: Any, path: str, problems: list[str], base_dir: Path | None = None) -> T:
+    """An instance of dataclass `cls` from the mapping `data`; problems are appended to `problems`.
+
+    `base_dir`: the config file's directory, against which relative `FilePath` values resolve."""
     if not isinstance(data, dict):
         problems.append(f"{path or '(top)'}: expected a table, got {_tname(data)}")
         return cls()
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     for key, raw in data.items():
@@ -29,7 +39,7 @@ def build(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
         if key not in fields:
             problems.append(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
             continue
-        ok, value = _convert(hints[key], raw, where, problems)
+        ok, value = _convert(hints[key], raw, where, problems, base_dir)
         if ok:
             values[key] = value
     try:
@@ -44,10 +54,18 @@ def build(cls: type[T], data: Any, path: str, problems: list[str]) -> T:
     return obj
 
 
-def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, Any]:
+def _convert(
+    tp: Any, raw: Any, where: str, problems: list[str], base_dir: Path | None = None
+) -> tuple[bool, Any]:
     origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *marks = get_args(tp)
+        ok, value = _convert(inner, raw, where, problems, base_dir)
+        if ok and _RELATIVE_TO_CONFIG in marks and base_dir is not None and value:
+            value = str(base_dir / value)  # an absolute value stays as it is
+        return ok, value
     if dataclasses.is_dataclass(tp):
-        return True, build(tp, raw, where, problems)  # type: ignore[arg-type]
+        return True, build(tp, raw, where, problems, base_dir)  # type: ignore[arg-type]
     if origin is Literal:
         allowed = get_args(tp)
         if raw in allowed:
@@ -61,7 +79,7 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, 
         sub: list[str] = []
         for arg in args:
             sub = []
-            ok, value = _convert(arg, raw, where, sub)
+            ok, value = _convert(arg, raw, where, sub, base_dir)
             if ok and not sub:
                 return True, value
         problems.extend(sub or [f"{where}: invalid value {raw!r}"])
@@ -74,7 +92,7 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, 
         items = []
         good = True
         for i, item in enumerate(raw):
-            ok, value = _convert(item_tp, item, f"{where}[{i}]", problems)
+            ok, value = _convert(item_tp, item, f"{where}[{i}]", problems, base_dir)
             good = good and ok
             items.append(value)
         return good, tuple(items)
@@ -86,7 +104,7 @@ def _convert(tp: Any, raw: Any, where: str, problems: list[str]) -> tuple[bool, 
         out = {}
         good = True
         for k, v in raw.items():
-            ok, value = _convert(val_tp, v, f"{where}.{k}", problems)
+            ok, value = _convert(val_tp, v, f"{where}.{k}", problems, base_dir)
             good = good and ok
             out[k] = value
         return good, types.MappingProxyType(out)

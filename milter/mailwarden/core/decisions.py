@@ -133,6 +133,17 @@ class ChangeSender:
 Edit = AddHeader | ChangeHeader | DeleteHeader | AddRecipient | DeleteRecipient | ChangeSender
 
 
+def writable(edit: Edit) -> bool:
+    """Whether the MTA can be given this edit: libmilter takes header values as UTF-8 only, and a
+    value carrying non-UTF-8 bytes from the message (surrogate escapes) cannot be written."""
+    value = getattr(edit, "value", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def edit_summary(edit: Edit) -> str:
     """A short token for the per-message log line, e.g. 'del:Received[2]'."""
     match edit:

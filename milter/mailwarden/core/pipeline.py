@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.core.decisions import Outcome, OutcomeView, StageResult, Verdict
+from mailwarden.core.decisions import Action, Outcome, OutcomeView, StageResult, Verdict, writable
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
@@ -91,12 +91,26 @@ class Pipeline:
             self._fold(tx, stage.name, result, outcome)
         return outcome
 
+    def end_of_message(self, tx: Transaction, outcome: Outcome) -> Outcome:
+        """The message phase (unless a verdict was reached earlier), then the last check before
+        the verdict goes to the MTA: every edit must be one it can be given."""
+        if not outcome.finished:
+            self.run_phase(tx, Phase.MESSAGE, outcome)
+        if outcome.verdict.action in (Action.CONTINUE, Action.ACCEPT, Action.QUARANTINE):
+            unwritable = [e for e in outcome.edits if not writable(e)]
+            if unwritable:
+                # pymilter can only write UTF-8: refuse rather than deliver a half-edited message.
+                outcome.errors.append(f"cannot write non-UTF-8 header value: {unwritable[0]}")
+                outcome.verdict = Verdict.tempfail("cannot write non-UTF-8 header value")
+                outcome.finished = True
+        return outcome
+
     def run(self, tx: Transaction, outcome: Outcome | None = None) -> Outcome:
         """Every phase in order: what the milter does over a whole message."""
         outcome = outcome if outcome is not None else Outcome()
-        for phase in PHASES:
-            self.run_phase(tx, phase, outcome)
-        return outcome
+        self.run_phase(tx, Phase.ENVELOPE, outcome)
+        self.run_phase(tx, Phase.HEADERS, outcome)
+        return self.end_of_message(tx, outcome)
 
     @staticmethod
     def _fold(tx: Transaction, name: str, result: StageResult, outcome: Outcome) -> None:

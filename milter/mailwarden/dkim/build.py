@@ -27,14 +27,6 @@ def dkim_verify(env: BuildEnv) -> DkimVerify:
     return DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)
 
 
-def key_path(config: Config, key_file: str) -> Path:
-    """Relative key paths are relative to the config file (the working directory without one)."""
-    p = Path(key_file)
-    if p.is_absolute() or config.source.startswith("("):
-        return p
-    return Path(config.source).parent / p
-
-
 def load_keys(config: Config) -> dict[str, SigningKey]:
     """Every configured key, parsed once; ConfigError lists every key that cannot be used."""
     dkim: DkimSection = config.dkim
@@ -42,7 +34,7 @@ def load_keys(config: Config) -> dict[str, SigningKey]:
     problems = []
     for name, k in dkim.keys.items():
         try:
-            private = load_private_key(key_path(config, k.key_file), dkim.require_safe_keys)
+            private = load_private_key(Path(k.key_file), dkim.require_safe_keys)
         except KeyError_ as exc:
             problems.append(f"dkim.keys.{name}.key_file: {exc}")
             continue

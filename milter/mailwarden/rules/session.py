@@ -22,7 +22,7 @@ from mailwarden.core.decisions import (
     Edit,
     Verdict,
 )
-from mailwarden.core.model import Header, Transaction
+from mailwarden.core.model import Header, Transaction, bracket, strip_brackets
 from mailwarden.rules.actions import OUTBOUND_OK, Action, Kw, parse_action, reject_reply, split_header
 from mailwarden.rules.loader import RuleSet
 from mailwarden.rules.matcher import Hit, Rule
@@ -157,7 +157,7 @@ class Session:
             self.log("bcc", what, shown, text)
             if text not in self.tx.envelope.rcpts and text not in pending.bcc:
                 self.pending = replace(pending, bcc=(*pending.bcc, text))
-                self.edits.append(AddRecipient(f"<{text}>"))
+                self.edits.append(AddRecipient(bracket(text)))
         else:
             self.log("redirect", what, shown, text)
             self.pending = replace(pending, redirect=text)
@@ -214,7 +214,7 @@ class Session:
         rcpt = tx.envelope.rcpts[0] if tx.envelope.rcpts else ""
         line = (
             f"{qid}: {action}: {what} {shown[:200]} from {conn.client_name or 'unknown'}[{conn.client_ip}];"
-            f" from=<{tx.envelope.sender}> to=<{rcpt.strip('<>')}> proto=ESMTP helo=<{conn.helo}>"
+            f" from=<{tx.envelope.sender}> to=<{strip_brackets(rcpt)}> proto=ESMTP helo=<{conn.helo}>"
         )
         self.notes.append(f"{line}: {text}" if text else line)
 
@@ -226,7 +226,7 @@ def finish(tx: Transaction, pending: Pending) -> tuple[Verdict | None, list[Edit
         target = pending.redirect
         for rcpt in tx.envelope.rcpts:
             edits.append(DeleteRecipient(rcpt))
-        edits.append(AddRecipient(f"<{target}>"))
+        edits.append(AddRecipient(bracket(target)))
     if pending.hold is not None:
         return Verdict.quarantine(pending.hold), edits
     if pending.passed:

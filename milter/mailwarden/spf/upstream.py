@@ -13,7 +13,7 @@ from mailwarden.authres.headers import authserv_id, received_spf, results
 from mailwarden.core.auth import SpfResult, SpfScope, SpfStatus
 from mailwarden.core.decisions import EMPTY, OutcomeView, StageResult
 from mailwarden.core.facts import Facts
-from mailwarden.core.model import Direction, Header, Transaction
+from mailwarden.core.model import Direction, Header, Transaction, strip_brackets
 from mailwarden.core.pipeline import Phase
 from mailwarden.spf.query import RESULTS
 
@@ -63,7 +63,7 @@ def upstream_spf(headers: list[Header], trusted: frozenset[str]) -> SpfResult | 
             if identity == "helo":
                 return SpfResult(SpfStatus(result), keys.get("helo", "").lower(), SpfScope.HELO,
                                  f"Received-SPF of {receiver}")
-            sender = keys.get("envelope-from", "").strip("<>")
+            sender = strip_brackets(keys.get("envelope-from", ""))
             domain = sender.rpartition("@")[2].lower()
             return SpfResult(SpfStatus(result), domain, SpfScope.MAILFROM, f"Received-SPF of {receiver}")
     return None
