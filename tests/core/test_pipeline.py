@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tests.support.builders import transaction
+
 from mailwarden.core.decisions import Action, AddHeader, Outcome, StageResult, Verdict
-from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase, Pipeline
 
 
@@ -29,7 +31,7 @@ class Probe:
 
 
 def tx() -> Transaction:
-    return Transaction(Connection(), Envelope(), Message([Header("From", " a@b.test")], Body()))
+    return transaction("From: a@b.test", body=b"", mta_header=None)
 
 
 def test_later_stages_see_earlier_edits() -> None:

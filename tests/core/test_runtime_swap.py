@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from tests.support.builders import runtime
+
 from mailwarden.adapters.pymilter import MailwardenMilter, RuntimeHolder
-from mailwarden.bootstrap import build_runtime
-from mailwarden.config import parse
 
 
 def test_swap_takes_effect_from_the_next_connection() -> None:
-    first = build_runtime(parse("[rules]\nenabled = false\n"))
-    second = build_runtime(parse("[rules]\nenabled = false\n[spf]\nenabled = false\n"))
+    first = runtime("[rules]\nenabled = false\n")
+    second = runtime("[rules]\nenabled = false\n[spf]\nenabled = false\n")
     holder = RuntimeHolder(first)
     connection = MailwardenMilter(holder)
     assert holder.swap(second) is first

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import authres
-from dmarcsupport import make_tx
+from tests.support.builders import transaction
 
 from mailwarden.authres.add import AuthresAdd, header_value
 from mailwarden.authres.headers import authserv_id, received_spf, results
@@ -39,7 +39,7 @@ def test_authserv_id_parsing_is_robust():
 
 
 def test_forged_headers_deleted_highest_first_and_only_ours():
-    tx = make_tx(FORGED)
+    tx = transaction(FORGED)
     result = AuthresStrip.build("mx.example").run(tx, Outcome())
     occ = [e.occurrence for e in result.edits if isinstance(e, DeleteHeader)]
     assert occ == [6, 4, 3, 1]
@@ -49,7 +49,7 @@ def test_forged_headers_deleted_highest_first_and_only_ours():
 
 
 def test_extra_remove_ids():
-    tx = make_tx(FORGED)
+    tx = transaction(FORGED)
     result = AuthresStrip.build("mx.example", ["OTHER.example"]).run(tx, Outcome())
     assert [e.occurrence for e in result.edits] == [6, 4, 3, 2, 1]
 
@@ -89,15 +89,15 @@ def test_helo_identity_and_no_results():
 
 def test_stage_inserts_at_top_inbound_only():
     stage = AuthresAdd("mx.example")
-    tx = make_tx()
+    tx = transaction()
     assert stage.applies(tx)
     res = stage.run(tx, Outcome(facts=Facts(SpfResult(SpfStatus.FAIL, "example.com"))))
     value = " mx.example; spf=fail smtp.mailfrom=a@example.com"
     assert res.edits == (AddHeader("Authentication-Results", value, 0),)
     apply_edits(tx, res.edits)
     assert tx.message.delivered_headers()[0].name == "Authentication-Results"
-    assert not stage.applies(make_tx(direction=Direction.OUTBOUND))
-    assert AuthresAdd("mx.example", outbound=True).applies(make_tx(direction=Direction.OUTBOUND))
+    assert not stage.applies(transaction(direction=Direction.OUTBOUND))
+    assert AuthresAdd("mx.example", outbound=True).applies(transaction(direction=Direction.OUTBOUND))
 
 
 def test_received_spf_parse():

@@ -7,10 +7,12 @@ import re
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
+from tests.support import builders
+from tests.support.builders import transaction
 
 import dkim
-from mailwarden.bootstrap import build_runtime
+from mailwarden.bootstrap import Runtime
 from mailwarden.config import parse
 from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus
 from mailwarden.core.decisions import Action, AddHeader, DeleteHeader, Outcome
@@ -23,13 +25,13 @@ ZONES = [str(DATA / "policies.zone")]
 BASE = '[policy]\nauthserv_id = "mx.test"\n'
 
 
-def runtime(extra: str = "", draw: float = 0.0):
-    return build_runtime(parse(BASE + extra), zones=ZONES, rand=lambda: draw)
+def runtime(extra: str = "", draw: float = 0.0) -> Runtime:
+    return builders.runtime(BASE + extra, zones=ZONES, draw=draw)
 
 
 def run(extra: str = "", draw: float = 0.0, facts=None, **kw):
     rt = runtime(extra, draw)
-    tx = make_tx(**kw)
+    tx = transaction(**kw)
     outcome = Outcome(facts=Facts(*(facts or ())))
     if facts:
         # Stand-in for DKIM results: run the stages after dkim-verify with our facts in place.
@@ -227,9 +229,9 @@ def test_real_dkim_signature_through_the_verify_stage(tmp_path):
     zone = tmp_path / "z.zone"
     zone.write_text((DATA / "policies.zone").read_text()
                     + f'sel._domainkey.mail.reject.example. IN TXT "v=DKIM1; p={pub}"\n')
-    rt = build_runtime(parse(BASE), zones=[str(zone)])
+    rt = builders.runtime(BASE, zones=[zone])
     head, _, body = (sig + raw.decode()).partition("\r\n\r\n")
-    tx = make_tx(head.replace("\r\n", "\n"), body=body.encode(), mail_from="<x@other.example>",
+    tx = transaction(head.replace("\r\n", "\n"), body=body.encode(), mail_from="<x@other.example>",
                  ip="203.0.113.9")
     out = rt.pipeline.run(tx)
     assert out.verdict.action is Action.CONTINUE, out.notes

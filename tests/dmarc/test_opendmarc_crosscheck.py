@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 from corpus import Case, cases
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
 from loopdns import LoopbackDns
 from opendmarcd import OpenDmarc, available
+from tests.support.builders import transaction
 from tests.support.milterclient import MilterClient
 
 from mailwarden.authres.headers import results
@@ -67,7 +68,7 @@ PSL = psl.load()
 def ours(case: Case) -> tuple[str, str]:
     pipeline = PIPELINE
     headers = case.raw().decode().split("\r\n\r\n")[0].replace("\r\n", "\n")
-    outcome = pipeline.run(make_tx(headers, mail_from=case.mail_from(), ip="192.0.2.99"),
+    outcome = pipeline.run(transaction(headers, mail_from=case.mail_from(), ip="192.0.2.99"),
                            Outcome(facts=Facts(DkimResults(case.dkim))))
     r = outcome.facts.get(DmarcResult)
     assert r is not None

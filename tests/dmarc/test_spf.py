@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
+from tests.support.builders import transaction
 
 from mailwarden.core.auth import SpfHelo, SpfResult
 from mailwarden.core.decisions import Action, Outcome
@@ -57,7 +58,7 @@ def test_unusable_client_address_is_permerror_not_traceback():
 
 
 def run(stage, **kw):
-    tx = make_tx(**kw)
+    tx = transaction(**kw)
     return stage.run(tx, Outcome())
 
 
@@ -97,5 +98,5 @@ def test_stage_helo_enforcement():
 
 
 def test_stage_skips_outbound():
-    assert not SpfCheck(ZONE).applies(make_tx(direction=Direction.OUTBOUND))
-    assert SpfCheck(ZONE).applies(make_tx())
+    assert not SpfCheck(ZONE).applies(transaction(direction=Direction.OUTBOUND))
+    assert SpfCheck(ZONE).applies(transaction())
