@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dmarcsupport import DATA
@@ -258,3 +259,23 @@ def test_hostile_from_headers_never_raise():
 def test_idn_from_domain_is_looked_up_as_a_label():
     _, out = run(headers="From: a@b\u00fccher.example", ip="203.0.113.9")
     assert out.auth["dmarc"]["domain"] == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("header", [
+    "From: undisclosed-recipients:;", "From: <>", "From: alice", "From: a@", "From: a@localhost",
+    "From: a@[192.0.2.1]",
+])
+def test_a_from_without_a_domain_is_dmarc_none_not_permerror(header: str) -> None:
+    # RFC 7489 section 11.2: no aligned identifier could be extracted. multi_from does not apply.
+    tx, out = run(headers=header, ip="192.0.2.5")
+    assert out.auth["dmarc"]["result"] == "none", out.auth["dmarc"]
+    assert out.verdict.action is Action.CONTINUE
+    assert "dmarc=none" in ar_headers(tx)[0].value
+
+
+def test_several_from_domains_stay_permerror() -> None:
+    for header in ("From: a@reject.example, b@none.example", "From: a@reject.example\nFrom: b@none.example",
+                   "Subject: no From at all"):
+        _, out = run(headers=header, ip="192.0.2.5")
+        assert out.auth["dmarc"]["result"] == "permerror", header
+        assert out.auth["dmarc"]["override"] == "from_header"

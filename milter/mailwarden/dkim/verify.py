@@ -1,4 +1,11 @@
-"""Verify every DKIM-Signature of a message, top down, up to a cap (RFC 6376 6, RFC 8301)."""
+"""Verify every DKIM-Signature of a message, top down, up to a cap (RFC 6376 6, RFC 8301).
+
+Result labels (RFC 8601 section 2.7.1; the table is in contrib/docs/dkim.md): a signature that
+is never cryptographically checked because of a PERMFAIL (RFC 6376 section 6.1: bad or missing
+tags, unknown algorithm or version, x= before t=, expired, t= in the future, no usable key) is
+`permerror`, as OpenDKIM reports it; `fail` means the hashes were computed and did not match;
+`policy` that they matched but local policy refuses the signature; `temperror` a DNS failure.
+"""
 
 from __future__ import annotations
 
@@ -84,14 +91,14 @@ class Verifier:
         try:
             _, sig = parse_signature(raw)
         except TagError as exc:
-            return _unparsed(raw, DkimStatus.NEUTRAL, f"bad signature: {exc}")
+            return _unparsed(raw, DkimStatus.PERMERROR, f"bad signature: {exc}")
         base = _result(sig)
         now = self.clock()
         drift = self.policy.clock_drift
         if sig.expires is not None and sig.expires + drift < now:
-            return _with(base, DkimStatus.FAIL, "signature expired (x=)")
+            return _with(base, DkimStatus.PERMERROR, "signature expired (x=)")
         if sig.timestamp is not None and sig.timestamp - drift > now:
-            return _with(base, DkimStatus.NEUTRAL, "signature timestamp t= is in the future")
+            return _with(base, DkimStatus.PERMERROR, "signature timestamp t= is in the future")
         name = f"{sig.selector}._domainkey.{sig.domain}"
         try:
             records = self.resolver.txt(name)

@@ -56,7 +56,9 @@ class DmarcCheck:
 
     def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         author = author_domain(tx.message.headers)
-        if author.problem:
+        if author.problem and not author.not_one:
+            result = DmarcResult(DmarcStatus.NONE, "", reason=author.problem)
+        elif author.problem:
             disposition = {"reject": Disposition.REJECT, "quarantine": Disposition.QUARANTINE}.get(
                 self.local.multi_from, Disposition.NONE)
             result = DmarcResult(DmarcStatus.PERMERROR, "", disposition=disposition, reason=author.problem,
