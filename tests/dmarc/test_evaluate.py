@@ -209,3 +209,26 @@ def test_tree_walk_at_most_eight_queries():
     zone = StaticZone.from_files([DATA / "policies.zone"])
     discover_walk(zone, "1.2.3.4.5.6.7.8.9.10.l8.example")
     assert len([q for q in zone.queries if q[1] == "TXT"]) == 8
+
+
+def test_the_result_carries_what_a_report_row_needs():
+    # Aggregate report rows come from this fact: published policy, alignment per identifier.
+    r = ev().evaluate("reject.example", (dk("mail.reject.example"), dk("other.example", "fail")),
+                      spf("pass", "bounce.other.example"))
+    assert r.result == "pass" and r.record is not None and r.record.p == "reject"
+    assert r.policy_domain == "reject.example"
+    assert [(i.method, i.domain, i.result, i.aligned) for i in r.identifiers] == [
+        ("dkim", "mail.reject.example", "pass", True),
+        ("dkim", "other.example", "fail", False),
+        ("spf", "bounce.other.example", "pass", False),
+    ]
+    assert r.identifiers[0].selector == "sel" and r.identifiers[2].scope == "mailfrom"
+
+
+def test_override_reasons_map_to_report_types():
+    from mailwarden.dmarc.result import Override
+
+    assert Override.SAMPLED_OUT.report_type == "sampled_out"
+    assert Override.EXEMPT_NETWORK.report_type == "local_policy"
+    assert Override.NONE.report_type == ""
+    assert all(o.report_type in ("", "sampled_out", "local_policy", "other") for o in Override)

@@ -2,7 +2,9 @@
 
 Phases follow the milter callbacks where a decision can first be made: `envelope` after MAIL FROM
 (SPF), `headers` at end of headers (hopcount: the body is never transferred), `message` at end of
-message. The dry-run adapter runs all three in a row, so both adapters get the same outcome.
+message, ending in `end_of_message`, which also refuses edits the MTA cannot take. The dry-run
+adapter runs all three in a row, so both adapters get the same outcome. The order of the stages
+comes from the registry (core/registry.py, declared in bootstrap.py).
 """
 
 from __future__ import annotations

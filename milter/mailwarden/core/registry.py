@@ -96,19 +96,18 @@ def _unsatisfied(specs: Sequence[StageSpec[Env]], enabled: Sequence[StageSpec[En
 
 
 def explain(specs: Sequence[StageSpec[Env]], env: Env) -> list[str]:
-    """The resolved pipeline, one line per stage, then the stages switched off."""
+    """The resolved pipeline, one line per stage in run order, then the stages switched off.
+
+    `needs dkim, spf?`: dkim is required, spf used when some stage gives it."""
     order = resolve(specs, env)
     lines = []
-    for phase in PHASES:
-        for spec in (s for s in order if s.phase is phase):
-            needs = ", ".join([*spec.requires, *(f"{u}?" for u in spec.uses)])
-            lines.append(
-                f"{phase.value:<9} {spec.name:<24}"
-                + (f" needs {needs}" if needs else "")
-                + (f" gives {', '.join(spec.provides)}" if spec.provides else "")
-                + (f"  # {spec.why}" if spec.why else "")
-            )
-    off = [s for s in specs if s not in order]
-    for spec in off:
-        lines.append(f"{'off':<9} {spec.name:<24} ({spec.key or 'not needed by this configuration'})")
+    for spec in order:
+        needs = ", ".join([*spec.requires, *(f"{u}?" for u in spec.uses)])
+        after = ", ".join("everything" if a == EVERYTHING else a for a in spec.after)
+        deps = "; ".join(part for part in (needs and f"needs {needs}", after and f"after {after}",
+                                           spec.provides and f"gives {', '.join(spec.provides)}") if part)
+        lines.append(f"{spec.phase.value:<9} {spec.name:<23} {deps:<34} {spec.why}".rstrip())
+    for spec in specs:
+        if spec not in order:
+            lines.append(f"{'off':<9} {spec.name:<23} {'':<34} {spec.key or 'not needed'}")
     return lines
