@@ -24,7 +24,6 @@ from mailwarden.core.registry import EVERYTHING, StageSpec, resolve
 from mailwarden.core.registry import explain as registry_explain
 from mailwarden.core.stages.hopcount import Hopcount
 from mailwarden.dkim import build as dkim
-from mailwarden.dkim.build import load_keys
 from mailwarden.dmarc import build as dmarc
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
@@ -103,7 +102,7 @@ REGISTRY: tuple[StageSpec[BuildEnv], ...] = (
 
 def build_stages(env: BuildEnv, names: Collection[str] | None = None) -> list[Stage]:
     """The enabled stages in the order the registry gives (only `names`, if given)."""
-    env.shared("dkim.keys", lambda e: load_keys(e.config))  # every key is checked, used or not
+    dkim.signing_keys(env)  # every configured key is checked, used by a rule or not
     stages: list[Stage] = []
     for spec in resolve(REGISTRY, env):
         if names is not None and spec.name not in names:

@@ -44,9 +44,14 @@ def load_keys(config: Config) -> dict[str, SigningKey]:
     return keys
 
 
+def signing_keys(env: BuildEnv) -> dict[str, SigningKey]:
+    """The configured keys, loaded once per build; checked at start-up even when no rule signs."""
+    return env.shared("dkim.keys", lambda e: load_keys(e.config))
+
+
 def dkim_sign(env: BuildEnv) -> DkimSign:
     dkim = env.config.dkim
-    keys = env.shared("dkim.keys", lambda e: load_keys(e.config))
+    keys = signing_keys(env)
     rules = tuple(Rule(r.match, r.identity, tuple(keys[n] for n in r.keys)) for r in dkim.sign)
     signer = Signer(dkim.canonicalization, dkim.headers, dkim.oversign, seconds(dkim.expire))
     return DkimSign(signer, rules, env.clock, dkim.warn_8bit)
