@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 
 class DkimStatus(StrEnum):
@@ -72,13 +72,18 @@ class DkimResult:
 class DkimResults:
     """The fact: every signature's result, in signature order (top down)."""
 
+    report_key: ClassVar[str] = "dkim"
     signatures: tuple[DkimResult, ...] = ()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [sig.to_json() for sig in self.signatures]
 
 
 @dataclass(frozen=True, slots=True)
 class SpfResult:
     """The fact DMARC and the A-R header use: MAIL FROM's result (HELO's for the null sender)."""
 
+    report_key: ClassVar[str] = "spf"
     result: SpfStatus
     domain: str = ""  # the domain checked (MAIL FROM's, or HELO's for the null sender)
     identity: SpfScope = SpfScope.MAILFROM
@@ -93,4 +98,8 @@ class SpfResult:
 class SpfHelo:
     """The fact: the HELO identity's own result (RFC 7208 section 2.3), when it was checked."""
 
+    report_key: ClassVar[str] = "spf_helo"
     result: SpfResult
+
+    def to_json(self) -> dict[str, Any]:
+        return self.result.to_json()

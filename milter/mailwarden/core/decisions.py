@@ -168,19 +168,23 @@ def edit_summary(edit: Edit) -> str:
 class StageResult:
     """What one stage returns.
 
-    `facts` are typed values for later stages (core/facts.py: e.g. DKIM results for DMARC). `auth`
-    is the JSON form of the authentication results for the dry-run report, merged into
-    the report's `auth` object and `rules` extends its `rules` list. `log` lines are logged at
-    info level (e.g. header_checks' Postfix-form lines); `notes` are details logged at debug level.
+    `facts` are typed values for later stages (core/facts.py: e.g. DKIM results for DMARC); the
+    reported ones are also the report's `auth` object. `rules` extends the report's `rules` list.
+    `log` lines are logged at info level (e.g. header_checks' Postfix-form lines); `notes` are
+    details logged at debug level.
     """
 
     verdict: Verdict | None = None
     edits: Sequence[Edit] = ()
     facts: Facts = field(default_factory=Facts)
-    auth: Mapping[str, Any] = field(default_factory=dict)
     rules: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()
     log: Sequence[str] = ()
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """The reported facts in their JSON form."""
+        return self.facts.to_json()
 
 
 EMPTY = StageResult()
@@ -203,7 +207,6 @@ class Outcome:
     verdict: Verdict = CONTINUE
     edits: list[Edit] = field(default_factory=list)
     facts: Facts = field(default_factory=Facts)
-    auth: dict[str, Any] = field(default_factory=dict)
     rules: list[Mapping[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -227,6 +230,11 @@ class Outcome:
         if verdict.action is Action.ACCEPT and self.verdict.action is Action.QUARANTINE:
             return
         self.verdict, self.decided_by = verdict, stage
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """The authentication results (the reported facts) in their JSON form."""
+        return self.facts.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {

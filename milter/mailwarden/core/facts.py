@@ -5,12 +5,15 @@ a `DkimResults` or None, never something to check with isinstance. A stage retur
 `StageResult.facts`; the pipeline alone folds them into the outcome, where a later fact of a type
 replaces an earlier one (a trusted upstream SPF result replaces our own). Stages read them through
 `FactView`, which has no way to change them.
+
+A fact with a `report_key` class attribute and a `to_json()` method is reported: the dry-run
+JSON's `auth` object is `Facts.to_json()`, one entry per such fact, in the order the facts came.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 F = TypeVar("F")
 
@@ -47,6 +50,10 @@ class Facts:
 
     def __iter__(self) -> Iterator[object]:
         return iter(self._by_type.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The reported facts (those with a `report_key`) as JSON values, by key."""
+        return {type(f).report_key: f.to_json() for f in self if hasattr(type(f), "report_key")}  # type: ignore[attr-defined]
 
     def __len__(self) -> int:
         return len(self._by_type)

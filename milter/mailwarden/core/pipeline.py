@@ -120,7 +120,6 @@ class Pipeline:
             apply_edits(tx, result.edits)
             outcome.edits.extend(result.edits)
         outcome.facts.update(result.facts)
-        outcome.auth.update(result.auth)
         outcome.rules.extend(result.rules)
         outcome.notes.extend(result.notes)
         outcome.log.extend(result.log)

@@ -53,7 +53,6 @@ class DkimVerify:
         return StageResult(
             verdict=self._verdict(summary(results)),
             facts=Facts(DkimResults(results)),
-            auth={"dkim": [r.to_json() for r in results]},
             notes=notes,
         )
 

@@ -77,5 +77,5 @@ class DmarcCheck:
         note = (f"dmarc={result.result} from={result.domain or '-'} policy={result.policy or '-'}"
                 f" disposition={result.disposition}" + (f" ({result.override})" if result.override else "")
                 + (f": {result.reason}" if result.reason else ""))
-        return StageResult(facts=Facts(result), auth={"dmarc": result.to_json()}, notes=(note,))
+        return StageResult(facts=Facts(result), notes=(note,))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from mailwarden.dmarc.record import DmarcRecord
 
@@ -107,6 +107,7 @@ class AlignedIdentifier:
 
 @dataclass(frozen=True, slots=True)
 class DmarcResult:
+    report_key: ClassVar[str] = "dmarc"
     result: DmarcStatus
     domain: str = ""  # the RFC5322.From domain
     policy: Policy | None = None  # the policy that applies to `domain` (None: no record)

@@ -46,17 +46,15 @@ class SpfCheck:
             assert helo_result is not None
             result = helo_result
         facts = Facts(result)
-        auth = {"spf": result.to_json()}
         if helo_result is not None:
             facts.update([SpfHelo(helo_result)])
-            auth["spf_helo"] = helo_result.to_json()
         verdict = None
         if self.reject_helo_fail and helo_result is not None and helo_result.result is SpfStatus.FAIL:
             verdict = _reject(helo_result)
         elif self.reject_on_fail and result.result is SpfStatus.FAIL:
             verdict = _reject(result)
         note = f"spf={result.result} {result.identity}={result.domain} ip={ip}"
-        return StageResult(verdict=verdict, facts=facts, auth=auth, notes=(note,))
+        return StageResult(verdict=verdict, facts=facts, notes=(note,))
 
 
 def _reject(result: SpfResult) -> Verdict:

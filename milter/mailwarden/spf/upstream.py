@@ -31,7 +31,7 @@ class SpfUpstream:
         found = upstream_spf(tx.message.headers, self.trusted)
         if found is None:
             return EMPTY
-        return StageResult(facts=Facts(found), auth={"spf": found.to_json()},
+        return StageResult(facts=Facts(found),
                            notes=(f"spf={found.result} taken from {found.explanation}",))
 
 
