@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import graphlib
+from pathlib import Path
 
 import pytest
 
 from mailwarden.bootstrap import REGISTRY, build_env, build_stages, explain
 from mailwarden.cli import main
 from mailwarden.config import parse
-from mailwarden.core.pipeline import Phase
+from mailwarden.core.pipeline import Phase, Stage
 from mailwarden.core.registry import EVERYTHING, StageSpec, resolve
 from mailwarden.errors import ConfigError
 
@@ -82,3 +83,23 @@ def test_registered_name_and_phase_match_the_stage() -> None:
     by_name = {s.name: s for s in REGISTRY}
     for stage in build_stages(build_env(parse(""), rules_dir=None)):
         assert stage.phase is by_name[stage.name].phase
+
+
+def test_every_stage_on_orders_by_what_each_needs() -> None:
+    key = Path(__file__).resolve().parents[1] / "data" / "dkim" / "rsa.key"
+    config = parse(
+        '[spf]\ntrusted_authserv_ids = ["gw.test"]\n[dkim]\nrequire_safe_keys = false\n'
+        f'[dkim.keys.k]\ndomain = "example.com"\nselector = "rsa"\nkey_file = "{key}"\n'
+        '[[dkim.sign]]\nmatch = ["*"]\nkeys = ["k"]\n')
+    order = names_of(build_stages(build_env(config, rules_dir=None)))
+    assert sorted(order) == sorted(s.name for s in REGISTRY)
+    assert order[-1] == "dkim-sign"
+    for before, after in (("authres-strip", "spf-upstream"), ("spf-upstream", "dmarc"),
+                          ("dkim-verify", "dmarc"), ("dmarc", "authres"), ("authres", "dmarc-enforce"),
+                          ("header_checks", "outbound_header_checks"),
+                          ("outbound_header_checks", "body_checks")):
+        assert order.index(before) < order.index(after), (before, after)
+
+
+def names_of(stages: list[Stage]) -> list[str]:
+    return [s.name for s in stages]
