@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import stat
+import sys
 import threading
 import time
 import traceback
@@ -89,6 +90,7 @@ _RESULT: dict[Action, int] = {
 _INTERRUPT = signal.SIGUSR2
 
 INTERNAL_ERROR = Verdict.tempfail("temporary failure in mail filter", dsn="4.3.0")
+MALFORMED = Verdict.reject("550", "5.6.0", "malformed message: a header field name is not UTF-8")
 
 
 class RuntimeHolder:
@@ -126,6 +128,44 @@ def _decode(values: tuple[bytes, ...]) -> list[str]:
     return [v.decode("utf-8", "surrogateescape") for v in values]
 
 
+# pymilter builds the connect hostname, the HELO name and header names as strict UTF-8 `str` in C,
+# before any of our code runs; bytes that are not UTF-8 raise there, where pymilter prints the
+# error and answers for us. Its answer is CONTINUE (see `serve`): a TEMPFAIL at a step the MTA
+# expects no reply to desynchronises the protocol, and the MTA then waits for EOM's reply until it
+# times out. The error still reaches us: PyErr_Print calls sys.excepthook in the connection's own
+# thread (libmilter runs one thread per connection), where `_connection.milter` is that
+# connection's object, which keeps the bytes (see MailwardenMilter.undecodable).
+_connection = threading.local()
+
+
+def _c_level_error(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """sys.excepthook: an argument pymilter could not decode goes to its connection's object."""
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        milter = getattr(_connection, "milter", None)
+        if milter is None:
+            previous(kind, exc, tb)
+        elif isinstance(exc, UnicodeDecodeError) and isinstance(exc.object, bytes):
+            milter.undecodable(exc.object)
+        else:  # pymilter answered CONTINUE for a step we never saw: the message must not pass
+            milter.lost_step(f"{kind.__name__}: {exc}")
+
+    return hook
+
+
+def _milter(ctx: Any) -> MailwardenMilter:
+    """The connection's object, made now if the MTA skipped the steps that make it."""
+    milter: MailwardenMilter | None = ctx.getpriv()
+    if milter is None:
+        milter = Milter.factory()
+        milter._setctx(ctx)
+    return milter
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     """One per SMTP connection.
 
@@ -155,6 +195,10 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._rc_rcpt = self._rc_hdr = self._rc_body = CONTINUE
         self._failed_conn = ""  # an error at connect or HELO: every message on it temp-fails
         self._failed_msg = ""  # an error at a reply-less step of this message
+        self._rejected_msg = ""  # a message no retry can fix (a header name that is not UTF-8)
+        self._connected = False
+        self._rcpts: list[str] = []  # RCPT appends here: a tuple rebuilt per RCPT is quadratic
+        _connection.milter = self
 
     def negotiate(self, opts: list[int]) -> int:
         """Ask libmilter for every step we use; no reply where none can change the outcome."""
@@ -180,18 +224,61 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 self._client_ip = str(hostaddr[0])
                 self._client_port = int(hostaddr[1]) if len(hostaddr) > 1 else 0
             self._client_name = hostname or ""
-            # Read {daemon_name} now: at end of message it would hold cleanup's value instead.
-            for macro in ("{daemon_name}", "j", "{daemon_addr}"):
-                value = self.getsymval(macro)
-                if value:
-                    self._conn_macros[macro] = value
+            self._connect_macros()
         except Exception:
             self._failed_conn = _failure("connect")
         return self._rc_conn
 
+    def _connect_macros(self) -> None:
+        self._connected = True
+        # Read {daemon_name} now: at end of message it would hold cleanup's value instead.
+        for macro in ("{daemon_name}", "j", "{daemon_addr}"):
+            value = self._symval(macro)
+            if value:
+                self._conn_macros[macro] = value
+
     def hello(self, helo: str) -> int:
         self._helo = helo or ""
         return self._rc_helo
+
+    def undecodable(self, raw: bytes) -> None:
+        """pymilter could not pass `raw` to us as UTF-8 (see `_c_level_error`); the step it
+        belonged to follows from where the connection is.
+
+        Before CONNECT it is the client name: kept as bytes, the address taken from Postfix's
+        `_` macro ("name [address]"). Between CONNECT and MAIL it is the HELO name, kept as
+        bytes (surrogate escapes), as a header value is. In a message it is a header name: RFC 5322
+        allows only printable ASCII there and Postfix itself never sends one (it starts the body
+        at such a line), and the header's value is lost with it, so the message is rejected:
+        a retry would fail the same way.
+        """
+        text = _text(raw)
+        if not self._connected:
+            self._client_name = text
+            _, _, bracketed = (self._symval("_") or "").rpartition("[")
+            self._client_ip = bracketed.rstrip("]").strip()
+            if not self._client_ip:
+                self._failed_conn = f"client name {text!r} is not UTF-8 and its address is unknown"
+            self._connect_macros()
+        elif self._tx is None:
+            self._helo = text
+        elif not self._rejected_msg:
+            self._rejected_msg = f"header name {text!r} is not UTF-8"
+
+    def lost_step(self, error: str) -> None:
+        """pymilter failed a step before reaching us: whatever message is open must not pass."""
+        if self._tx is None:
+            self._failed_conn = f"a step failed before reaching mailwarden: {error}"
+        else:
+            self._failed_msg = f"a step failed before reaching mailwarden: {error}"
+
+    def _symval(self, macro: str) -> str | None:
+        """A macro's value; one that is not UTF-8 as bytes in surrogate escapes."""
+        try:
+            value: str | None = self.getsymval(macro)
+        except UnicodeDecodeError as exc:
+            return _text(exc.object) if isinstance(exc.object, bytes) else None
+        return value
 
     # -- envelope ---------------------------------------------------------------------------
 
@@ -201,7 +288,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             self._started = time.perf_counter()
             macros = dict(self._conn_macros)
             for macro in ("{auth_authen}", "{auth_type}", "i"):
-                value = self.getsymval(macro)
+                value = self._symval(macro)
                 if value:
                     macros[macro] = value
             conn = Connection(self._client_ip, self._client_port, self._client_name, self._helo, macros)
@@ -226,14 +313,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             return self._internal_error()
 
     def envrcpt(self, to: str, *params: str) -> int:
-        tx = self._tx
-        if tx is not None:
-            try:
-                env = tx.envelope
-                rcpts = (*env.rcpts, bracket(to))
-                tx.envelope = Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
-            except Exception:
-                self._failed_msg = _failure("envrcpt")
+        if self._tx is not None:
+            self._rcpts.append(bracket(to))
         return self._rc_rcpt
 
     # -- content ----------------------------------------------------------------------------
@@ -252,11 +333,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
             return CONTINUE
-        if self._failed_msg:
+        if self._failed_msg or self._rejected_msg:
             return self._deferred_error()
-        qid = self.getsymval("i") or tx.envelope.queue_id
-        env = tx.envelope
-        tx.envelope = Envelope(env.mail_from, env.mail_params, env.rcpts, qid)
+        self._complete_envelope(tx)
         tx.received_headers = tuple(tx.message.headers)
         if not outcome.finished:
             self._runtime.pipeline.run_phase(tx, Phase.HEADERS, outcome)
@@ -276,8 +355,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         tx, outcome = self._tx, self._outcome
         if tx is None or outcome is None:
             return ACCEPT
-        if self._failed_msg:
+        if self._failed_msg or self._rejected_msg:
             return self._deferred_error()
+        self._complete_envelope(tx)
         self._runtime.pipeline.end_of_message(tx, outcome)
         verdict = outcome.verdict
         if verdict.action in (Action.CONTINUE, Action.ACCEPT, Action.QUARANTINE):
@@ -298,6 +378,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         if balance is not None:
             balance.closed()
         self._reset()
+        if getattr(_connection, "milter", None) is self:
+            _connection.milter = None
         return CONTINUE
 
     # -- helpers ----------------------------------------------------------------------------
@@ -311,8 +393,19 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         return TEMPFAIL
 
     def _deferred_error(self) -> int:
+        if self._rejected_msg:
+            LOG.warning("%s: rejected: %s", self._qid(), self._rejected_msg)
+            return self._finish(MALFORMED)
         LOG.warning("%s: %s", self._qid(), self._failed_msg)
         return self._internal_error()
+
+    def _complete_envelope(self, tx: Transaction) -> None:
+        """The recipients gathered so far and the queue id (known from DATA on) into the envelope."""
+        env = tx.envelope
+        qid = self._symval("i") or env.queue_id
+        rcpts = tuple(self._rcpts)
+        if rcpts != env.rcpts or qid != env.queue_id:
+            tx.envelope = Envelope(env.mail_from, env.mail_params, rcpts, qid)
 
     def _early(self, outcome: Outcome) -> int:
         """At MAIL FROM or end of headers, only a reject, tempfail or discard can end the message.
@@ -375,6 +468,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._tx = None
         self._outcome = None
         self._failed_msg = ""
+        self._rejected_msg = ""
+        self._rcpts = []
 
 
 def _failure(step: str) -> str:
@@ -426,24 +521,27 @@ def serve(holder: RuntimeHolder, socket_spec: str) -> None:
     path = _unix_path(socket_spec)
     if path is not None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _milter_ext.set_exception_policy(_milter_ext.TEMPFAIL)
+    # An exception in pymilter's C code (an argument it cannot decode) reaches us through
+    # sys.excepthook; pymilter's own answer must keep the protocol in step (see _connection).
+    _milter_ext.set_exception_policy(_milter_ext.CONTINUE)
+    sys.excepthook = _c_level_error(sys.excepthook)
     _milter_ext.set_connect_callback(Milter.connect_callback)
     # Straight to our methods: pymilter's own shims add several Python frames per header.
-    _milter_ext.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
-    _milter_ext.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)))
-    _milter_ext.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)))
+    _milter_ext.set_helo_callback(lambda ctx, host: _milter(ctx).hello(host))
+    _milter_ext.set_envfrom_callback(lambda ctx, *b: _milter(ctx).envfrom(*_decode(b)))
+    _milter_ext.set_envrcpt_callback(lambda ctx, *b: _milter(ctx).envrcpt(*_decode(b)))
     _milter_ext.set_header_callback(lambda ctx, f, v: ctx.getpriv().header(f, v))
-    _milter_ext.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
+    _milter_ext.set_eoh_callback(lambda ctx: _milter(ctx).eoh())
     _milter_ext.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
-    _milter_ext.set_eom_callback(lambda ctx: ctx.getpriv().eom())
-    _milter_ext.set_abort_callback(lambda ctx: ctx.getpriv().abort())
+    _milter_ext.set_eom_callback(lambda ctx: _milter(ctx).eom())
+    _milter_ext.set_abort_callback(lambda ctx: _milter(ctx).abort())
     _milter_ext.set_close_callback(Milter.close_callback)
     _milter_ext.setconn(socket_spec)
     _milter_ext.settimeout(config.timeout)
     _milter_ext.register(
         "mailwarden",
-        data=lambda ctx: ctx.getpriv().data(),
-        unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
+        data=lambda ctx: _milter(ctx).data(),
+        unknown=lambda ctx, cmd: _milter(ctx).unknown(cmd),
         negotiate=Milter.negotiate_callback,
     )
     fix, cleanup = _socket_hooks(socket_spec, int(config.socket_mode, 8), config.socket_group)
