@@ -21,6 +21,9 @@ class RulesSection:
     """Seconds one regex may run on one header or line; past it the rule counts as not matching."""
     on_timeout: Literal["continue", "tempfail"] = "continue"
     """What a regex timeout does to the message: nothing more (logged), or a 451 tempfail."""
+    message_budget: float = 1.0
+    """Seconds all rules together may spend on one message; past it rule matching stops for that
+    message (logged with the rule that took the time; a tempfail when on_timeout = "tempfail")."""
     body_size_limit: int = 51200
     """body_checks look at this many bytes of each MIME part (Postfix's body_checks_size_limit)."""
     line_length_limit: int = 2048
@@ -32,6 +35,8 @@ class RulesSection:
         problems = []
         if not 0 < self.timeout <= 10:
             problems.append(("timeout", "must be in (0, 10] seconds"))
+        if not 0 < self.message_budget <= 600:
+            problems.append(("message_budget", "must be in (0, 600] seconds"))
         if self.body_size_limit < 0:
             problems.append(("body_size_limit", "must not be negative"))
         if self.line_length_limit < 1:

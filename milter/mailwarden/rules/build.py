@@ -34,7 +34,9 @@ def _holder(env: BuildEnv) -> RuleSetHolder:
 
 def _options(env: BuildEnv) -> RuleOptions:
     section = env.config.rules
-    return RuleOptions(section.on_timeout, section.body_size_limit, section.line_length_limit)
+    return RuleOptions(
+        section.on_timeout, section.body_size_limit, section.line_length_limit, section.message_budget
+    )
 
 
 def header_checks(env: BuildEnv) -> TopHeaderChecks:

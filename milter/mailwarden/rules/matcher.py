@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,10 +170,16 @@ class Matcher:
         ids.sort()
         return ids
 
-    def lookup(self, text: bytes, timeouts: list[Rule] | None = None) -> Hit | None:
+    def lookup(
+        self,
+        text: bytes,
+        timeouts: list[Rule] | None = None,
+        disabled: AbstractSet[tuple[str, int]] = frozenset(),
+    ) -> Hit | None:
         """The first rule matching `text` and its result with $n substituted, or None.
 
-        A rule whose regex times out counts as not matching and is appended to `timeouts`.
+        A rule whose regex times out counts as not matching and is appended to `timeouts`; a rule
+        whose (path, line) is in `disabled` is not run (see rules.session.Penalties).
         """
         if not self.rules:
             return None
@@ -180,6 +187,8 @@ class Matcher:
         ifs: dict[int, bool] = {}
         for idx in self.candidates(lowered):
             rule = self.rules[idx]
+            if disabled and (rule.path, rule.line) in disabled:
+                continue
             if rule.scope and not all(self._if_true(s, text, lowered, ifs, timeouts) for s in rule.scope):
                 continue
             if rule.guard and rule.guard not in lowered:

@@ -8,6 +8,11 @@ refers to the headers as received, and deletes of one name come highest occurren
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,6 +32,107 @@ from mailwarden.rules.actions import OUTBOUND_OK, Action, Kw, parse_action, reje
 from mailwarden.rules.loader import RuleSet
 from mailwarden.rules.matcher import Hit, Rule
 
+LOG = logging.getLogger("mailwarden.rules")
+
+DEFAULT_BUDGET = 1.0
+
+COUNTS: Counter[str] = Counter()
+"""For metrics: `messages_over_budget` (rule matching stopped for a message) and `rules_disabled`
+(a rule put aside after repeated regex timeouts). Only ever incremented."""
+
+
+class Meter:
+    """One message's rule-matching time against its budget ([rules] message_budget), shared by
+    every rule stage of the message. A regex timeout bounds one header; this bounds the message:
+    100 headers that each hit a catastrophic pattern would otherwise cost 100 timeouts."""
+
+    def __init__(
+        self, budget: float = DEFAULT_BUDGET, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.budget = budget
+        self.clock = clock
+        self.spent = 0.0
+        self.stopped = False
+        self.timeouts: Counter[str] = Counter()  # file:line -> regex timeouts in this message
+        self.slowest = (0.0, "")  # seconds, what
+
+    def add(self, seconds: float, what: str) -> bool:
+        """Count one lookup; True when it used up the budget (rule matching stops)."""
+        self.spent += seconds
+        if seconds > self.slowest[0]:
+            self.slowest = (seconds, what)
+        if self.spent <= self.budget or self.stopped:
+            return False
+        self.stopped = True
+        COUNTS["messages_over_budget"] += 1
+        return True
+
+    def culprit(self) -> str:
+        """The rule that ate the time: the one that timed out most, else the slowest lookup."""
+        if self.timeouts:
+            where, count = self.timeouts.most_common(1)[0]
+            return f"{where} ({count} regex timeouts)"
+        seconds, what = self.slowest
+        return f"{what} ({seconds:.3f}s)"
+
+
+class Penalties:
+    """Rules whose regex keeps timing out, put aside for a while (process-wide, every message).
+
+    `strikes` timeouts within `window` seconds disable the rule for `hold` seconds, with a warning
+    naming its file:line: a pattern that is catastrophic for the mail going around costs every
+    message its timeout until someone fixes it.
+    """
+
+    def __init__(self, strikes: int = 3, window: float = 60.0, hold: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.strikes, self.window, self.hold, self.clock = strikes, window, hold, clock
+        self._lock = threading.Lock()
+        self._recent: dict[tuple[str, int], deque[float]] = {}
+        self._until: dict[tuple[str, int], float] = {}
+        self._disabled: frozenset[tuple[str, int]] = frozenset()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._recent.clear()
+            self._until.clear()
+            self._disabled = frozenset()
+
+    def disabled(self) -> frozenset[tuple[str, int]]:
+        """The (file, line) of every rule now put aside."""
+        if not self._until:  # nearly always: no lock, no clock
+            return self._disabled
+        now = self.clock()
+        if any(until <= now for until in self._until.values()):
+            with self._lock:
+                for key in [k for k, until in self._until.items() if until <= now]:
+                    del self._until[key]
+                    LOG.warning("%s:%d: regex rule back in use", *key)
+                self._disabled = frozenset(self._until)
+        return self._disabled
+
+    def timed_out(self, rule: Rule) -> None:
+        key = (rule.path, rule.line)
+        now = self.clock()
+        with self._lock:
+            recent = self._recent.setdefault(key, deque())
+            recent.append(now)
+            while recent and recent[0] < now - self.window:
+                recent.popleft()
+            if len(recent) < self.strikes or key in self._until:
+                return
+            del self._recent[key]
+            self._until[key] = now + self.hold
+            self._disabled = frozenset(self._until)
+        COUNTS["rules_disabled"] += 1
+        LOG.warning(
+            "%s:%d: regex timed out %d times in %.0fs: rule disabled for %.0fs",
+            rule.path, rule.line, self.strikes, self.window, self.hold,
+        )
+
+
+PENALTIES = Penalties()
+
 
 @dataclass(frozen=True)
 class Pending:
@@ -37,6 +143,7 @@ class Pending:
     passed: bool = False
     bcc: tuple[str, ...] = ()
     timeouts: tuple[str, ...] = ()
+    meter: Meter = field(default_factory=Meter, compare=False)
 
 
 @dataclass(frozen=True)
@@ -62,18 +169,31 @@ class Session:
     notes: list[str] = field(default_factory=list)
     report: list[dict[str, Any]] = field(default_factory=list)
     verdict: Verdict | None = None
+    penalties: Penalties = PENALTIES
 
     @property
     def stopped(self) -> bool:
-        return self.verdict is not None or self.pending.passed
+        return self.verdict is not None or self.pending.passed or self.pending.meter.stopped
 
     def lookup(self, klass: str, text: bytes) -> Hit | None:
+        meter = self.pending.meter
+        if meter.stopped:
+            return None
         timeouts: list[Rule] = []
-        hit = self.rules.matcher(klass).lookup(text, timeouts)
+        started = meter.clock()
+        hit = self.rules.matcher(klass).lookup(text, timeouts, self.penalties.disabled())
+        seconds = meter.clock() - started
         for rule in timeouts:
             where = f"{rule.path}:{rule.line}"
+            meter.timeouts[where] += 1
+            self.penalties.timed_out(rule)
             self.pending = replace(self.pending, timeouts=(*self.pending.timeouts, where))
             self.notes.append(f"rules: {rule.path}, line {rule.line}: regex timeout: counted as no match")
+        if meter.add(seconds, f"{klass} on {text[:60]!r}"):
+            line = (f"rules: message budget of {meter.budget:g}s spent: rule matching stopped for this"
+                    f" message; most time in {meter.culprit()}")
+            self.notes.append(line)
+            LOG.warning("%s: %s", self.tx.envelope.queue_id or "NOQUEUE", line)
         return hit
 
     def check_header(self, klass: str, pos: int | None) -> int:

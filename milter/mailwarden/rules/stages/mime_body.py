@@ -31,7 +31,7 @@ class BodyChecks:
         return True
 
     def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
-        session = start(self.holder, tx, outcome)
+        session = start(self.holder, tx, outcome, options=self.options)
         rules = session.rules
         if not session.stopped and any(len(rules.matcher(k)) for k in BODY_CLASSES):
             ctype = tx.message.get("Content-Type")

@@ -27,7 +27,7 @@ class OutboundHeaderChecks:
         return tx.direction is Direction.OUTBOUND
 
     def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
-        session = start(self.holder, tx, outcome, outbound=True)
+        session = start(self.holder, tx, outcome, outbound=True, options=self.options)
         if len(session.rules.matchers["outbound_header_checks"]) == 0:
             return result(session, self.options)
         pos = 0

@@ -27,7 +27,7 @@ class TopHeaderChecks:
         return True
 
     def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
-        session = start(self.holder, tx, outcome)
+        session = start(self.holder, tx, outcome, options=self.options)
         pos = 0
         while pos < len(session.headers) and not session.stopped:
             name = session.headers[pos].name.strip().lower()
