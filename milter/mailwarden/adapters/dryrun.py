@@ -25,7 +25,62 @@ from mailwarden.adapters.sources import Item, iter_items
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction, bracket, strip_brackets
-from mailwarden.core.wire import parse_message, to_lf
+from mailwarden.core.wire import ParsedMessage, parse_message, to_crlf, to_lf
+
+HEAD_LIMIT = 1 << 20
+"""Header bytes read before the body is streamed regardless (a 'header' block this long is a
+body without a blank line; parse_message still finds where its headers end)."""
+CHUNK = 1 << 16
+
+
+@dataclass
+class Streamed:
+    """A message read from a stream: its headers parsed, its body not yet read."""
+
+    parsed: ParsedMessage
+    rest: IO[bytes]
+    head_size: int
+
+
+def read_message(stream: IO[bytes]) -> Streamed:
+    """The header block, read line by line up to the blank line; the body stays in `stream`.
+
+    parse_message decides where the headers end, over the header block alone (a line that is
+    neither a header nor a continuation starts the body, as in Postfix's cleanup).
+    """
+    lines: list[bytes] = []
+    size = 0
+    while size < HEAD_LIMIT:
+        line = stream.readline()
+        lines.append(line)
+        size += len(line)
+        if not line or not line.rstrip(b"\r\n"):
+            break
+    return Streamed(parse_message(b"".join(lines)), stream, size)
+
+
+def body_into(streamed: Streamed, body: Body) -> bool:
+    """Stream the rest of the body into `body` in CRLF, as Postfix hands it to a milter, ending
+    in a line end as parse_message ends it; returns whether the input used CRLF (judged on its
+    first 4096 bytes, as parse_message judges)."""
+    crlf = streamed.parsed.crlf
+    body.write(streamed.parsed.body)
+    seen = streamed.head_size
+    pending = b""  # a CR at the end of a chunk, whose LF may start the next one
+    tail = b""
+    while chunk := streamed.rest.read(CHUNK):
+        data = pending + chunk
+        if seen < 4096 and not crlf:
+            crlf = b"\r\n" in data[: 4096 - seen + len(pending)]
+        seen += len(chunk)
+        pending = b"\r" if data.endswith(b"\r") else b""
+        data = data[: len(data) - len(pending)]
+        if data:
+            body.write(to_crlf(data))
+            tail = data[-1:]
+    if pending or (tail and tail != b"\n"):
+        body.write(b"\r\n")
+    return crlf
 
 
 @dataclass(frozen=True)
@@ -47,9 +102,21 @@ class Report:
     processed: int = 0
 
 
-def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tuple[Transaction, bool]:
-    """The transaction the milter would have built for these bytes; also whether input was CRLF."""
-    parsed = parse_message(data)
+def build_transaction(
+    runtime: Runtime, data: bytes | IO[bytes], flags: EnvelopeFlags
+) -> tuple[Transaction, bool]:
+    """The transaction the milter would have built for these bytes (or this stream, read in
+    chunks: the body goes to a spool file past `[milter] spool_threshold`, as in `serve`); also
+    whether the input was CRLF."""
+    if isinstance(data, bytes):
+        parsed = parse_message(data)
+        body = Body.from_bytes(parsed.body, runtime.config.milter.spool_threshold)
+        crlf = parsed.crlf
+    else:
+        streamed = read_message(data)
+        parsed = streamed.parsed
+        body = Body(runtime.config.milter.spool_threshold)
+        crlf = body_into(streamed, body)
     derived = derive(parsed.headers)
     macros: dict[str, str] = {}
     if flags.daemon_name:
@@ -69,15 +136,16 @@ def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tu
         rcpts=tuple(bracket(r) for r in rcpts),
         queue_id=flags.queue_id or "",
     )
-    body = Body.from_bytes(parsed.body, runtime.config.milter.spool_threshold)
     message = Message(
         list(derived.visible), body, derived.mta_header, delivery=list(derived.delivery_headers)
     )
     tx = Transaction(conn, env, message, runtime.direction.direction(conn))
-    return tx, parsed.crlf
+    return tx, crlf
 
 
-def run_one(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tuple[Transaction, Outcome, bool]:
+def run_one(
+    runtime: Runtime, data: bytes | IO[bytes], flags: EnvelopeFlags
+) -> tuple[Transaction, Outcome, bool]:
     tx, crlf = build_transaction(runtime, data, flags)
     outcome = runtime.pipeline.run(tx)
     return tx, outcome, crlf
@@ -148,12 +216,21 @@ def run(
     if write_dir is not None:
         write_dir.mkdir(parents=True, exist_ok=True)
     for seq, item in enumerate(iter_items(paths)):
-        if item.data is None:
+        try:
+            if item.opener is None:
+                raise OSError(item.error)
+            stream = item.opener()
+        except OSError as exc:
             report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot read: {item.error}", file=err)
+            print(f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}", file=err)
             continue
         try:
-            tx, outcome, crlf = run_one(runtime, item.data, flags)
+            with stream:
+                tx, outcome, crlf = run_one(runtime, stream, flags)
+        except OSError as exc:
+            report.unreadable += 1
+            print(f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}", file=err)
+            continue
         except Exception as exc:  # one bad message must not stop the run
             report.unreadable += 1
             print(f"mailwarden: {item.source}: cannot process: {exc}", file=err)

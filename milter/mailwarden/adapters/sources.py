@@ -1,11 +1,17 @@
-"""Where dry-run reads messages from: .eml files, directories of them, mbox files, Maildirs."""
+"""Where dry-run reads messages from: .eml files, directories of them, mbox files, Maildirs.
+
+Each message is opened as a stream when its turn comes, never read whole: dry-run reads a
+50 MB message the way `serve` receives one, in chunks (see dryrun.read_message).
+"""
 
 from __future__ import annotations
 
+import functools
 import mailbox
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +20,8 @@ class Item:
     """The path, with `#N` (0-based) for a message inside an mbox or a Maildir key."""
     path: Path
     index: int | None
-    data: bytes | None
+    opener: Callable[[], IO[bytes]] | None
+    """Opens the message for reading (the caller closes it); None when it cannot be read."""
     error: str | None = None
 
 
@@ -47,10 +54,7 @@ def iter_items(paths: list[str]) -> Iterator[Item]:
 
 
 def _file(path: Path) -> Item:
-    try:
-        return Item(str(path), path, None, path.read_bytes())
-    except OSError as exc:
-        return Item(str(path), path, None, None, exc.strerror or str(exc))
+    return Item(str(path), path, None, lambda: path.open("rb"))
 
 
 def _mbox(path: Path) -> Iterator[Item]:
@@ -61,12 +65,10 @@ def _mbox(path: Path) -> Iterator[Item]:
         yield Item(str(path), path, None, None, str(exc))
         return
     for i, key in enumerate(keys):
-        try:
-            data = box.get_bytes(key)
-        except (OSError, mailbox.Error, KeyError) as exc:
-            yield Item(f"{path}#{i}", path, i, None, str(exc))
-            continue
-        yield Item(f"{path}#{i}", path, i, data)
+        # The message after its From_ line, read from the mbox file itself (mailbox's own
+        # get_bytes reads it whole).
+        opener = cast("Callable[[], IO[bytes]]", functools.partial(box.get_file, key))
+        yield Item(f"{path}#{i}", path, i, opener)
 
 
 def _maildir(path: Path) -> Iterator[Item]:
