@@ -1,0 +1,66 @@
+"""`mailwarden serve` with stages that fail on purpose, for the fault matrix.
+
+Subject "explode": a stage that raises. Subject "hang": a stage that sleeps HANG seconds, once
+per flag file (given as MW_HANG_FLAG: the first message creates it and sleeps, later ones pass).
+Subject "slow": sleeps SLOW seconds every time. Usage: python fault_serve.py --socket unix:PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailwarden import logsetup
+from mailwarden.adapters.pymilter import RuntimeHolder, serve
+from mailwarden.bootstrap import build_runtime
+from mailwarden.config import load
+from mailwarden.core.decisions import Outcome, StageResult
+from mailwarden.core.model import Transaction
+from mailwarden.core.pipeline import Phase, Pipeline
+
+HANG = 60.0
+SLOW = 6.0
+
+
+@dataclass(frozen=True)
+class Faulty:
+    name: str = "faulty"
+    phase: Phase = Phase.MESSAGE
+
+    def applies(self, tx: Transaction) -> bool:
+        subject = tx.message.get("Subject")
+        return subject is not None and any(w in subject.value for w in ("explode", "hang", "slow"))
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        subject = tx.message.get("Subject")
+        assert subject is not None
+        if "explode" in subject.value:
+            raise RuntimeError("this stage always fails")
+        if "slow" in subject.value:
+            time.sleep(SLOW)
+            return StageResult()
+        flag = Path(os.environ.get("MW_HANG_FLAG", "/nonexistent/flag"))
+        if not flag.exists():
+            flag.write_text(str(os.getpid()))
+            time.sleep(HANG)
+        return StageResult()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--config")
+    args = parser.parse_args()
+    config = load(args.config)
+    logsetup.setup("info")
+    runtime = build_runtime(config)
+    pipeline = Pipeline([*runtime.pipeline.stages, Faulty()], on_error=runtime.pipeline.on_error)
+    serve(RuntimeHolder(dataclasses.replace(runtime, pipeline=pipeline)), args.socket)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The fault matrix through a real Postfix (issue 17): for each fault, mail sent by a client that
+retries as an MTA does is delivered exactly once, or refused with a reply the client saw; none
+is lost or duplicated. Counted at the sink."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tests.reliability.procs import children
+from tests.reliability.retrying import exactly_once_or_refused, send
+from tests.support.postfix import REMOTE_CLIENT, MailwardenProcess, PostfixInstance
+
+pytestmark = pytest.mark.postfix
+
+HERE = Path(__file__).resolve().parent
+PASS_SPF = f'"v=spf1 ip4:{REMOTE_CLIENT} -all"'
+# One domain per fault; every domain's DMARC policy is p=reject, so a DNS failure read as a
+# fail would reject the message.
+ZONE = f"""$TTL 300
+dmarc-timeout.test.      IN TXT {PASS_SPF}
+;! TIMEOUT _dmarc.dmarc-timeout.test. TXT
+dmarc-servfail.test.     IN TXT {PASS_SPF}
+;! SERVFAIL _dmarc.dmarc-servfail.test.
+spf-timeout.test.        IN MX 10 mx.spf-timeout.test.
+_dmarc.spf-timeout.test. IN TXT "v=DMARC1; p=reject"
+;! TIMEOUT spf-timeout.test. TXT
+spf-servfail.test.       IN MX 10 mx.spf-servfail.test.
+_dmarc.spf-servfail.test. IN TXT "v=DMARC1; p=reject"
+;! SERVFAIL spf-servfail.test. TXT
+inc-timeout.test.        IN TXT "v=spf1 include:spf.inc-timeout.test -all"
+_dmarc.inc-timeout.test. IN TXT "v=DMARC1; p=reject"
+;! TIMEOUT spf.inc-timeout.test. TXT
+inc-servfail.test.       IN TXT "v=spf1 include:spf.inc-servfail.test -all"
+_dmarc.inc-servfail.test. IN TXT "v=DMARC1; p=reject"
+;! SERVFAIL spf.inc-servfail.test.
+key-timeout.test.        IN TXT "v=spf1 -all"
+_dmarc.key-timeout.test. IN TXT "v=DMARC1; p=reject"
+;! TIMEOUT sel._domainkey.key-timeout.test. TXT
+key-servfail.test.       IN TXT "v=spf1 -all"
+_dmarc.key-servfail.test. IN TXT "v=DMARC1; p=reject"
+;! SERVFAIL sel._domainkey.key-servfail.test.
+good.test.               IN TXT {PASS_SPF}
+_dmarc.good.test.        IN TXT "v=DMARC1; p=reject"
+"""
+CONFIG = '[policy]\nauthserv_id = "mx.ci.test"\n'
+
+
+def signature(domain: str) -> str:
+    return (f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={domain}; s=sel;"
+            " h=from:to:subject; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n")
+
+
+class FaultServe(MailwardenProcess):
+    """fault_serve.py (stages that raise, hang or crawl) with the given zone."""
+
+    def __init__(self, socket_path: Path, tmp: Path, config: str = CONFIG, **kw: object) -> None:
+        self.flag = tmp / "hang.flag"
+        super().__init__(socket_path, config=config, script=HERE / "fault_serve.py",
+                         env={"MW_HANG_FLAG": str(self.flag), **kw.pop("env", {})},  # type: ignore[dict-item]
+                         **kw)  # type: ignore[arg-type]
+
+    def workers(self) -> list[int]:
+        assert self.proc is not None
+        return children(self.proc.pid)
+
+
+@pytest.fixture
+def served(postfix: PostfixInstance, tmp_path: Path) -> Iterator[Callable[..., FaultServe]]:
+    procs: list[FaultServe] = []
+
+    def start(**kw: object) -> FaultServe:
+        proc = FaultServe(postfix.alt_milter_path, tmp_path, **kw)  # type: ignore[arg-type]
+        procs.append(proc)
+        proc.start()
+        return proc
+
+    yield start
+    for p in procs:
+        p.close()
+
+
+def good_still_delivered(postfix: PostfixInstance) -> None:
+    sent = send(postfix, postfix.alt, "fine", from_domain="good.test")
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+
+
+@pytest.mark.parametrize("domain", ["dmarc-timeout", "dmarc-servfail", "spf-timeout", "spf-servfail",
+                                    "inc-timeout", "inc-servfail", "key-timeout", "key-servfail"])
+def test_dns_fault(postfix: PostfixInstance, mailwarden_factory: Callable[..., MailwardenProcess],
+                   domain: str) -> None:
+    mailwarden_factory(CONFIG, zone_text=ZONE, socket_path=postfix.alt_milter_path)
+    extra = signature(f"{domain}.test") if domain.startswith("key") else ""
+    sent = send(postfix, postfix.alt, "dns fault", from_domain=f"{domain}.test", extra=extra, tries=2)
+    exactly_once_or_refused(postfix, sent)
+    # A DNS failure is a temporary error, never a fail: no 5xx.
+    assert not any(500 <= a.code < 600 for a in sent.attempts), [str(a) for a in sent.attempts]
+
+
+def test_a_stage_that_raises(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:
+    served(zone_text=ZONE)
+    sent = send(postfix, postfix.alt, "explode", from_domain="good.test", tries=2)
+    assert exactly_once_or_refused(postfix, sent) == "refused"
+    assert all(a.code == 451 for a in sent.attempts), [str(a) for a in sent.attempts]
+    good_still_delivered(postfix)
+
+
+def test_a_stage_slower_than_postfix_milter_timeouts(postfix: PostfixInstance,
+                                                     served: Callable[..., FaultServe]) -> None:
+    served(zone_text=ZONE)
+    with postfix.settings(milter_content_timeout="2s", milter_command_timeout="2s"):
+        sent = send(postfix, postfix.alt, "slow", from_domain="good.test", tries=2)
+        assert exactly_once_or_refused(postfix, sent) == "refused"
+        assert all(400 <= a.code < 500 for a in sent.attempts), [str(a) for a in sent.attempts]
+        good_still_delivered(postfix)
+
+
+def test_a_worker_killed_mid_message(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:
+    proc = served(zone_text=ZONE)
+
+    def kill_when_hanging() -> None:
+        deadline = time.monotonic() + 30
+        while not proc.flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(int(proc.flag.read_text()), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_hanging)
+    killer.start()
+    sent = send(postfix, postfix.alt, "hang", from_domain="good.test", tries=5,
+                between=lambda _: time.sleep(1))
+    killer.join()
+    assert sent.attempts[0].code == 451, str(sent.attempts[0])  # milter_default_action = tempfail
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+    assert "killed by signal 9; starting another" in proc.log()
+
+
+def test_the_spool_directory_removed(postfix: PostfixInstance, served: Callable[..., FaultServe],
+                                     tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    served(zone_text=ZONE, config=CONFIG + "[milter]\nspool_threshold = 0\n", env={"TMPDIR": str(spool)})
+    good_still_delivered(postfix)  # the spool works, and tempfile has settled on it
+    shutil.rmtree(spool)
+    sent = send(postfix, postfix.alt, "spooled", from_domain="good.test", tries=3,
+                between=lambda attempt: spool.mkdir() if attempt == 2 else None)
+    assert sent.attempts[0].code == 451, str(sent.attempts[0])
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+
+
+def test_sigterm_under_load(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:
+    proc = served(zone_text=ZONE)
+    results = []
+    restarted = threading.Event()
+
+    def sender() -> None:
+        for _ in range(4):
+            results.append(send(postfix, postfix.alt, "load", from_domain="good.test", tries=20,
+                                between=lambda _: restarted.wait(30) and time.sleep(0.2)))
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    proc.stop()
+    proc.start()
+    restarted.set()
+    for t in threads:
+        t.join()
+    outcomes = [exactly_once_or_refused(postfix, s) for s in results]
+    assert outcomes == ["delivered"] * len(results)
