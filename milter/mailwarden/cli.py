@@ -85,7 +85,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load(args.config)
     logsetup.setup(config.milter.log_level)
-    from mailwarden.adapters.pymilter import RuntimeHolder, serve
+    from mailwarden.adapters.process.serve import SocketError, serve
+    from mailwarden.adapters.process.sockets import SocketInUse
+    from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
@@ -93,8 +95,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     socket_spec = args.socket or config.milter.socket
     LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
              " ".join(s.name for s in runtime.pipeline.stages))
-    serve(RuntimeHolder(runtime), socket_spec)
-    return 0
+    try:
+        # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
+        return serve(RuntimeHolder(runtime), socket_spec,
+                     lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir))
+    except (SocketInUse, SocketError) as exc:
+        print(f"mailwarden: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import pytest
 from tests.support.milterclient import MilterClient
 from tests.support.postfix import MailwardenProcess
 
-from mailwarden.adapters.workers import MAX_AUTO, worker_count
+from mailwarden.adapters.process.workers import MAX_AUTO, worker_count
 
 Factory = Callable[..., MailwardenProcess]
 
@@ -178,7 +178,7 @@ class _Unprivileged(MailwardenProcess):
                 f"--inh-caps={caps}", f"--ambient-caps={caps}", *super().command()]
 
 
-@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("user", ["root", "nobody"])
 def test_a_stop_signal_ends_every_worker_promptly(signo: int, user: str) -> None:
     proc = (_Unprivileged if user == "nobody" else MailwardenProcess)(config="[milter]\nworkers = 3\n")
