@@ -23,8 +23,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Everything but Postfix and root: runs as any user, in seconds.
 unit: venv
-	$(BIN)/pytest -q tests --ignore=tests/e2e
+	$(BIN)/pytest -q tests --ignore=tests/e2e -m "not postfix and not root"
 
 bench: deps-test venv
 	$(BIN)/python bench/run.py

@@ -179,7 +179,7 @@ class _Unprivileged(MailwardenProcess):
 
 
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT])
-@pytest.mark.parametrize("user", ["root", "nobody"])
+@pytest.mark.parametrize("user", ["root", pytest.param("nobody", marks=pytest.mark.root)])
 def test_a_stop_signal_ends_every_worker_promptly(signo: int, user: str) -> None:
     proc = (_Unprivileged if user == "nobody" else MailwardenProcess)(config="[milter]\nworkers = 3\n")
     try:
@@ -215,3 +215,30 @@ def test_killing_the_supervisor_takes_the_workers_with_it(mailwarden_factory: Fa
     proc.proc.kill()
     proc.proc.wait(5)
     _until(lambda: not any(_alive(w) for w in workers), 2, "the workers to die with the supervisor")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGHUP])
+def test_one_worker_signalled_alone_leaves_the_socket_to_its_siblings(signo: int) -> None:
+    # Not root, where libmilter's own stop would unlink the socket path (see
+    # test_libmilter_assumptions.py): SIGTERM drains that worker alone, SIGHUP is ignored.
+    proc = _Unprivileged(config="[milter]\nworkers = 2\n")
+    try:
+        proc.start()
+        victim, sibling = sorted(_workers(proc, 2))
+        for _ in range(3 if signo == signal.SIGHUP else 1):
+            os.kill(victim, signo)
+            time.sleep(0.1)
+            assert proc.socket_path.is_socket(), proc.log()[-2000:]
+        if signo == signal.SIGTERM:
+            _until(lambda: not _alive(victim), 5, "the signalled worker to stop")
+            _until(lambda: len(_children(proc.proc.pid)) == 2, 5, "its replacement")  # type: ignore[union-attr]
+        else:
+            assert _alive(victim)
+            assert "worker 0 ignores SIGHUP" in proc.log() or "worker 1 ignores SIGHUP" in proc.log()
+        assert _alive(sibling)
+        for _ in range(4):
+            assert _send(proc.spec) == "accept"
+        assert proc.socket_path.is_socket()
+    finally:
+        proc.close()

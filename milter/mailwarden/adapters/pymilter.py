@@ -394,26 +394,35 @@ def _writable(edit: Edit) -> bool:
     return True
 
 
+# How libmilter reaches each callback: straight to our methods, since pymilter's own shims add
+# several Python frames per header. install() registers these; tests/support/fakemilter.py calls
+# them in-process the way libmilter does.
+CALLBACKS: dict[str, Callable[..., int]] = {
+    "connect": Milter.connect_callback,  # builds the per-connection object if negotiate did not
+    "helo": lambda ctx, host: ctx.getpriv().hello(host),
+    "envfrom": lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)),
+    "envrcpt": lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)),
+    "header": lambda ctx, f, v: ctx.getpriv().header(f, v),
+    "eoh": lambda ctx: ctx.getpriv().eoh(),
+    "body": lambda ctx, chunk: ctx.getpriv().body(chunk),
+    "eom": lambda ctx: ctx.getpriv().eom(),
+    "abort": lambda ctx: ctx.getpriv().abort(),
+    "close": Milter.close_callback,
+}
+negotiate_callback: Callable[..., int] = Milter.negotiate_callback
+
+
 def install(holder: RuntimeHolder, connections: Connections | None = None) -> None:
     """Point libmilter's callbacks at MailwardenMilter; the process code (process/) then opens
     the socket and runs libmilter through LIBMILTER."""
     LIBMILTER.set_exception_policy(LIBMILTER.TEMPFAIL)
-    LIBMILTER.set_connect_callback(Milter.connect_callback)
-    # Straight to our methods: pymilter's own shims add several Python frames per header.
-    LIBMILTER.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
-    LIBMILTER.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)))
-    LIBMILTER.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)))
-    LIBMILTER.set_header_callback(lambda ctx, f, v: ctx.getpriv().header(f, v))
-    LIBMILTER.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
-    LIBMILTER.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
-    LIBMILTER.set_eom_callback(lambda ctx: ctx.getpriv().eom())
-    LIBMILTER.set_abort_callback(lambda ctx: ctx.getpriv().abort())
-    LIBMILTER.set_close_callback(Milter.close_callback)
+    for step, callback in CALLBACKS.items():
+        getattr(LIBMILTER, f"set_{step}_callback")(callback)
     LIBMILTER.register(
         "mailwarden",
         data=lambda ctx: ctx.getpriv().data(),
         unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
-        negotiate=Milter.negotiate_callback,
+        negotiate=negotiate_callback,
     )
     # The one piece of global state pymilter needs: how to build a per-connection object.
     Milter.factory = lambda: MailwardenMilter(holder, connections)
