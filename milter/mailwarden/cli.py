@@ -86,16 +86,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load(args.config)
     logsetup.setup(config.milter.log_level)
     from mailwarden.adapters.process.serve import SocketError, serve
-    from mailwarden.adapters.process.sockets import SocketInUse
+    from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
     from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
     socket_spec = args.socket or config.milter.socket
-    LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
-             " ".join(s.name for s in runtime.pipeline.stages))
     try:
+        refuse_if_served(socket_spec)  # before the rule packs and keys: a clash shows at once
+        runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+        LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
+                 " ".join(s.name for s in runtime.pipeline.stages))
         # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
         return serve(RuntimeHolder(runtime), socket_spec,
                      lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir))
