@@ -19,6 +19,7 @@ from tests.support.milterclient import MilterClient
 from tests.support.postfix import MailwardenProcess
 
 Factory = Callable[..., MailwardenProcess]
+AS_ROOT = ["--user", "root"] if os.geteuid() == 0 else []  # as MailwardenProcess does
 MESSAGE = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nhi\r\n"
 
 
@@ -26,7 +27,7 @@ def _serve(socket_path: Path, *args: str, timeout: float = 20) -> subprocess.Com
     """A second `mailwarden serve`, run to its end (it must not get far)."""
     return subprocess.run(
         [sys.executable, "-m", "mailwarden", "serve", "--socket", f"unix:{socket_path}",
-         "--zone", "/dev/null", *args],
+         "--zone", "/dev/null", *AS_ROOT, *args],
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -64,7 +65,8 @@ def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
     stale.close()
     assert path.is_socket()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mailwarden", "serve", "--socket", f"unix:{path}", "--zone", "/dev/null"],
+        [sys.executable, "-m", "mailwarden", "serve", "--socket", f"unix:{path}", "--zone", "/dev/null",
+         *AS_ROOT],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         def serving() -> bool:
@@ -213,13 +215,13 @@ def test_sigterm_stops_accepting_and_finishes_the_messages_in_flight(mailwarden_
     proc.proc.send_signal(signal.SIGTERM)
     _until(lambda: not proc.socket_path.exists(), 10, "the socket file to go")
     with pytest.raises(OSError):  # Postfix's next connect fails at once, and it retries later
-        MilterClient.connect(proc.spec, timeout=2)
+        MilterClient.connect(proc.spec, timeout=2).close()
     _until(lambda: "finishing" in proc.log(), 10, "the workers to report what they finish")
     assert proc.running, proc.log()
     for mc in clients:
         mc.body(b"hello\r\n")
-        assert mc.eom().verdict == "accept"
+        assert mc.eom().verdict == "accept", proc.log()
         mc.close()
     assert proc.proc.wait(10) == 0, proc.log()
-    assert "still open after" not in proc.log()
-    assert "while stopping" not in proc.log()
+    assert "still open after" not in proc.log(), proc.log()
+    assert "while stopping" not in proc.log(), proc.log()

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from mailwarden.adapters.process import sockets
+from mailwarden.adapters.process import privileges, sockets
 from mailwarden.adapters.process.balance import Balance
 from mailwarden.adapters.process.supervise import Supervisor
 from mailwarden.adapters.process.workers import Tally, WorkerSetup, run_worker, worker_count
@@ -16,7 +16,7 @@ from mailwarden.errors import ConfigError, MailwardenError
 
 LOG = logging.getLogger("mailwarden.milter")
 
-RESTART_ONLY = ("socket", "socket_mode", "socket_group", "workers", "pin_workers")
+RESTART_ONLY = ("socket", "socket_mode", "socket_group", "workers", "pin_workers", "user", "group")
 """[milter] keys a reload cannot change: they shape the socket and the processes."""
 
 
@@ -24,12 +24,16 @@ class SocketError(MailwardenError):
     """The socket cannot be opened."""
 
 
-def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] | None = None) -> int:
+def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] | None = None,
+          user: str | None = None, group: str | None = None) -> int:
     """Serve until SIGTERM/SIGINT; SIGHUP reloads through `load` (None: nothing to reload).
+    The workers run as `user` and `group` (None: [milter] user and group; see privileges.py).
 
     Raises SocketInUse when another instance answers on the socket, SocketError when it cannot
-    be opened."""
+    be opened, PrivilegeError when the user cannot be used."""
     config = holder.current.config.milter
+    identity = privileges.resolve(config.user if user is None else user,
+                                  config.group if group is None else group)
     sockets.refuse_if_served(socket_spec)
     sock = sockets.SocketFile(socket_spec, int(config.socket_mode, 8), config.socket_group)
     sock.prepare()
@@ -40,7 +44,7 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
     count = worker_count(config.workers)
     balance = Balance(2 * count) if count > 1 else None
     setup = WorkerSetup(listen_fd, LIBMILTER.main, tally, balance, config.pin_workers and count > 1,
-                        config.stop_grace)
+                        config.stop_grace, lambda: privileges.drop(identity))
 
     def stopping() -> None:
         sock.remove()  # Postfix's next connect fails at once instead of waiting in the backlog
@@ -52,7 +56,7 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
         reload=(lambda: _reload(holder, load)) if load is not None else (lambda: False),
         stopping_hook=stopping,
     )
-    LOG.info("listening on %s", socket_spec)
+    LOG.info("listening on %s%s", socket_spec, f"; workers run as {identity.user}" if identity else "")
     try:
         return supervisor.run()
     finally:

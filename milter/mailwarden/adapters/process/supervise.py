@@ -9,7 +9,6 @@ its counts. Nothing here knows about libmilter; the caller hands in what a worke
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -18,17 +17,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailwarden.adapters.process.privileges import die_with
+
 LOG = logging.getLogger("mailwarden.workers")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 WATCHED = {*STOP_SIGNALS, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD}
+CHILD_BLOCKED = {*STOP_SIGNALS, signal.SIGHUP, signal.SIGUSR1}
 RESTART_DELAY = 1.0
 """A worker that dies within this many seconds of its start is restarted only after as long,
 so that one that cannot start does not spin."""
 READY_TIMEOUT = 10.0
 """Seconds a new worker has to start serving during a reload before the old one stops anyway."""
-
-_PR_SET_PDEATHSIG = 1
 
 RunWorker = Callable[[int, int, int], int]
 """run_worker(seat, slot, ready_fd): a worker's life in the forked child; writes to ready_fd
@@ -146,10 +146,13 @@ class Supervisor:
         """The forked side: never returns into the supervisor's loop."""
         code = 70
         try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
+            # The stop, reload and count signals stay blocked until the worker has its handlers.
+            signal.pthread_sigmask(signal.SIG_SETMASK, {*self._old_mask, *CHILD_BLOCKED})
             for fd in self._ready_pipes.values():
                 os.close(fd)
-            _die_with(self._parent)
+            # A worker whose supervisor is killed (SIGKILL, OOM) dies too, rather than serve on
+            # unseen; by SIGKILL, so that Postfix sees it down at once.
+            die_with(self._parent)
             # Out of the supervisor's process group: a terminal's ^C (SIGINT to the group) reaches
             # the supervisor alone, which then stops the workers in order.
             os.setpgid(0, 0)
@@ -206,18 +209,6 @@ def _worker_started(worker: Worker) -> None:
 def _worker_exited(worker: Worker, status: int) -> None:
     """The place for supervisor-side bookkeeping of a worker gone (metrics, say)."""
     LOG.debug("worker %d (pid %d) %s", worker.seat, worker.pid, _describe(status))
-
-
-def _die_with(parent: int) -> None:
-    """A worker whose supervisor is killed (SIGKILL, OOM) dies too, rather than serve on unseen.
-
-    SIGKILL, not SIGTERM: when the service is killed, Postfix must see it down at once and apply
-    milter_default_action, not find a worker still answering for a moment.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:      # it died before prctl took effect
-        os._exit(1)
 
 
 def _describe(status: int) -> str:

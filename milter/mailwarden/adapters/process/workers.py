@@ -9,9 +9,9 @@ cores, the way Postfix, Rspamd and Amavis spread theirs over processes.
 libmilter runs in a thread of its own; the main thread keeps the signals. libmilter starts a
 signal thread that stops the listener on SIGHUP, SIGTERM or SIGINT, and its stop then unlinks
 the socket path when the process is not root, under the siblings still serving it. So the
-worker's main thread leaves those signals unblocked and handles them itself: Linux hands a
-process-directed signal to the main thread whenever that thread does not block it, and
-libmilter's thread never gets one (tested: tests/adapter/test_workers.py). SIGTERM and SIGINT
+worker's main thread never blocks those signals once it has its handlers, and handles them
+itself: Linux hands a process-directed signal to the main thread whenever that thread does not
+block it, so libmilter's thread never gets one (tested: tests/adapter/test_workers.py). SIGTERM and SIGINT
 drain (listener.py: stop accepting, finish the connections open, up to the grace), SIGHUP is
 ignored (a reload is the supervisor's), SIGUSR1 logs the worker's counts.
 """
@@ -112,8 +112,10 @@ def run_worker(setup: WorkerSetup, seat: int, slot: int, ready: int) -> int:
     signal.set_wakeup_fd(wake_w)
     for handled in (*CONTROL_SIGNALS, INTERRUPT):
         signal.signal(handled, lambda signo, frame: received.append(signo))
-    # Threads started from here on inherit the blocked set: only this thread takes the signals.
-    signal.pthread_sigmask(signal.SIG_BLOCK, CONTROL_SIGNALS)
+    # Blocked since the fork (supervise.py), so one sent meanwhile waits for this thread. From
+    # now on this thread never blocks them: none can stay pending for libmilter's signal thread,
+    # which would stop the listener with it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CONTROL_SIGNALS)
     listener = Listener(setup.listen_fd)
     setup.tally.balance = setup.balance
     before_sessions = sockets.socket_fds() or set()
@@ -124,7 +126,6 @@ def run_worker(setup: WorkerSetup, seat: int, slot: int, ready: int) -> int:
     listener.interrupt = lambda: signal.pthread_kill(tid, INTERRUPT)
     if setup.balance is not None:
         setup.balance.attach(slot, listener)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, CONTROL_SIGNALS)
     with contextlib.suppress(OSError):
         os.write(ready, b"r")
         os.close(ready)
