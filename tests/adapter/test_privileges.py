@@ -9,14 +9,14 @@ import pwd
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.dkim.dkimsupport import MSG, ZONE, results, safe_keys, sign_config
 from tests.support.milterclient import MilterClient, apply_mods
 from tests.support.postfix import MailwardenProcess
+from tests.support.processes import children as _children
+from tests.support.processes import until
 
 pytestmark = pytest.mark.root
 USER = "mailwarden"  # the default [milter] user
@@ -42,26 +42,6 @@ def _ids(pid: int) -> tuple[int, int, set[int]]:
             {int(g) for g in fields["Groups"].split()})
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry))
-    return found
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def _sign(spec: str) -> list[str]:
     with MilterClient.connect(spec) as mc:
         mc.optneg()
@@ -78,11 +58,12 @@ def test_workers_run_as_the_configured_user_and_sign_with_keys_only_root_reads(
     try:
         proc.start()
         assert proc.proc is not None
-        _until(lambda: len(_children(proc.proc.pid)) == 2, "two workers")  # type: ignore[union-attr]
+        until(lambda: len(_children(proc.proc.pid)) == 2, 10, "two workers")  # type: ignore[union-attr]
         assert _sign(proc.spec) == ["pass", "pass"]
         # (A worker forked a moment ago may not have dropped yet: it serves only once it has.)
-        _until(lambda: all(_ids(w)[:2] == (system_user.pw_uid, system_user.pw_gid)
-                           for w in _children(proc.proc.pid)), "both workers to run as the user")  # type: ignore[union-attr]
+        until(lambda: all(_ids(w)[:2] == (system_user.pw_uid, system_user.pw_gid)
+                          for w in _children(proc.proc.pid)), 10,  # type: ignore[union-attr]
+              "both workers to run as the user")
         for worker in _children(proc.proc.pid):
             assert 0 not in _ids(worker)[2]  # no root group kept
         assert _ids(proc.proc.pid)[0] == 0  # the supervisor stays root: it re-reads keys on reload
@@ -90,8 +71,8 @@ def test_workers_run_as_the_configured_user_and_sign_with_keys_only_root_reads(
         # A reload re-reads the keys (as root) and the new workers drop again.
         old = _children(proc.proc.pid)
         proc.proc.send_signal(signal.SIGHUP)
-        _until(lambda: not old & _children(proc.proc.pid) and len(_children(proc.proc.pid)) == 2,
-               "new workers")
+        until(lambda: not old & _children(proc.proc.pid) and len(_children(proc.proc.pid)) == 2, 10,
+              "new workers")
         assert all(_ids(w)[0] == system_user.pw_uid for w in _children(proc.proc.pid))
         assert _sign(proc.spec) == ["pass", "pass"]
         # Stopping still removes the socket (the supervisor does it).
@@ -106,10 +87,10 @@ def test_a_group_of_its_own(system_user: pwd.struct_passwd) -> None:
     try:
         proc.start()
         assert proc.proc is not None
-        _until(lambda: len(_children(proc.proc.pid)) == 1, "the worker")  # type: ignore[union-attr]
+        until(lambda: len(_children(proc.proc.pid)) == 1, 10, "the worker")  # type: ignore[union-attr]
         (worker,) = _children(proc.proc.pid)
         ids = (system_user.pw_uid, grp.getgrnam("nogroup").gr_gid)
-        _until(lambda: _ids(worker)[:2] == ids, "the worker to run as the user and group")
+        until(lambda: _ids(worker)[:2] == ids, 10, "the worker to run as the user and group")
     finally:
         proc.close()
 
@@ -119,7 +100,7 @@ def test_user_root_must_be_written_out(tmp_path: Path) -> None:
     try:
         proc.start()
         assert proc.proc is not None
-        _until(lambda: len(_children(proc.proc.pid)) == 1, "the worker")  # type: ignore[union-attr]
+        until(lambda: len(_children(proc.proc.pid)) == 1, 10, "the worker")  # type: ignore[union-attr]
         assert all(_ids(w)[0] == 0 for w in _children(proc.proc.pid))
         assert 'running as root: [milter] user = "root"' in proc.log()
     finally:

@@ -10,13 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.support.milterclient import MilterClient
 from tests.support.postfix import MailwardenProcess
+from tests.support.processes import children as _children
+from tests.support.processes import until as _until
 
 Factory = Callable[..., MailwardenProcess]
 AS_ROOT = ["--user", "root"] if os.geteuid() == 0 else []  # as MailwardenProcess does
@@ -29,14 +30,6 @@ def _serve(socket_path: Path, *args: str, timeout: float = 20) -> subprocess.Com
         [sys.executable, "-m", "mailwarden", "serve", "--socket", f"unix:{socket_path}",
          "--zone", "/dev/null", *AS_ROOT, *args],
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _send(spec: str) -> str:
@@ -94,19 +87,6 @@ def _verdict(spec: str, raw: bytes) -> str:
     with MilterClient.connect(spec) as mc:
         mc.optneg()
         return mc.send_message(raw).verdict
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry))
-    return found
 
 
 def _summaries(proc: MailwardenProcess) -> int:

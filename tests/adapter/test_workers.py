@@ -12,46 +12,17 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from tests.support.milterclient import MilterClient
 from tests.support.postfix import MailwardenProcess
+from tests.support.processes import alive as _alive
+from tests.support.processes import children as _children
+from tests.support.processes import until as _until
 
 from mailwarden.adapters.process.workers import MAX_AUTO, worker_count
 
 Factory = Callable[..., MailwardenProcess]
-
-
-def _children(pid: int) -> set[int]:
-    """Live (non-zombie) processes whose parent is `pid`."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _workers(proc: MailwardenProcess, count: int) -> set[int]:
