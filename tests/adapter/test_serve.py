@@ -205,3 +205,45 @@ def test_sigterm_stops_accepting_and_finishes_the_messages_in_flight(mailwarden_
     assert proc.proc.wait(10) == 0, proc.log()
     assert "still open after" not in proc.log(), proc.log()
     assert "while stopping" not in proc.log(), proc.log()
+
+
+def test_reloads_faster_than_the_old_workers_drain(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 2\nstop_grace = 30\n")
+    assert proc.proc is not None
+    _until(lambda: len(_children(proc.proc.pid)) == 2, 10, "two workers")  # type: ignore[union-attr]
+    with MilterClient.connect(proc.spec) as held:  # keeps one old worker draining
+        held.optneg()
+        assert held.send_message(MESSAGE).verdict == "accept"
+        for n in range(1, 4):
+            proc.proc.send_signal(signal.SIGHUP)
+            _until(lambda: proc.log().count("reloaded:") == n, 20, f"reload {n}")  # noqa: B023
+        assert _send(proc.spec) == "accept"
+        assert held.send_message(MESSAGE).verdict == "accept"  # the draining worker still answers
+    _until(lambda: len(_children(proc.proc.pid)) == 2, 20, "only the newest two workers")  # type: ignore[union-attr]
+    assert proc.running
+    assert "Traceback" not in proc.log()
+
+
+def test_a_second_instance_on_a_live_inet_socket_refuses_to_start() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = f"inet:{port}@127.0.0.1"
+    command = [sys.executable, "-m", "mailwarden", "serve", "--socket", spec, "--zone", "/dev/null", *AS_ROOT]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL)
+    try:
+        def serving() -> bool:
+            try:
+                return _send(spec) == "accept"
+            except OSError:
+                return False
+        _until(serving, 20, "the first instance")
+        second = subprocess.run(command, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        assert second.returncode == 1, second
+        assert second.stderr.strip() == f"mailwarden: socket {spec} is served; stop that instance first"
+        assert _send(spec) == "accept"
+        assert first.poll() is None
+    finally:
+        first.terminate()
+        first.wait(10)

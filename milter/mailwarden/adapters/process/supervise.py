@@ -39,7 +39,7 @@ once it serves."""
 class Worker:
     pid: int
     seat: int  # 0 to count - 1: which CPU, and which worker a replacement replaces
-    slot: int  # its place in the balance's shared counts (two per seat, for reloads)
+    slot: int  # its place in the balance's shared counts (two per seat, for reloads), or -1
     started: float = field(default_factory=time.monotonic)
     draining: bool = False
 
@@ -112,7 +112,10 @@ class Supervisor:
     def _replace_all(self) -> None:
         """One by one: the new worker serves before the old one stops taking connections."""
         for old in sorted((w for w in self.workers.values() if not w.draining), key=lambda w: w.seat):
-            self._await_ready(self._spawn(old.seat))
+            if not self._await_ready(self._spawn(old.seat)):
+                # Its death shows in _reap, which restarts it; the old ones keep serving.
+                LOG.error("reload: a new worker did not start; the old workers keep serving")
+                return
             self._drain(old)
         # A seat whose worker had died and waits for its restart gets the new runtime anyway.
         LOG.info("reloaded: %d new worker%s", self.count, "" if self.count == 1 else "s")
@@ -124,7 +127,9 @@ class Supervisor:
 
     def _spawn(self, seat: int) -> Worker:
         used = {w.slot for w in self.workers.values()}
-        slot = next(s for s in range(2 * self.count) if s not in used)
+        # Two per seat cover a reload; past that (reloads faster than drains) a worker goes
+        # without a slot, and accepts without holding back.
+        slot = next((s for s in range(2 * self.count) if s not in used), -1)
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -136,11 +141,17 @@ class Supervisor:
         _worker_started(worker)
         return worker
 
-    def _await_ready(self, worker: Worker) -> None:
-        """Until the worker serves, or died (the pipe's end is then closed), or the timeout."""
-        fd = self._ready_pipes.get(worker.pid)
-        if fd is not None and not select.select([fd], [], [], READY_TIMEOUT)[0]:
+    def _await_ready(self, worker: Worker) -> bool:
+        """Whether the worker serves: it says so on its pipe, or dies (the pipe's end closes), or
+        says nothing for READY_TIMEOUT seconds."""
+        fd = self._ready_pipes[worker.pid]
+        if not select.select([fd], [], [], READY_TIMEOUT)[0]:
             LOG.warning("worker %d (pid %d) not serving after %.0f s", worker.seat, worker.pid, READY_TIMEOUT)
+            return False
+        try:
+            return os.read(fd, 1) == b"r"
+        except OSError:
+            return False
 
     def _child(self, run: Callable[[], int]) -> None:
         """The forked side: never returns into the supervisor's loop."""
@@ -178,7 +189,8 @@ class Supervisor:
                 continue
             with contextlib.suppress(OSError):
                 os.close(self._ready_pipes.pop(pid))
-            self.vacate(worker.slot)
+            if worker.slot >= 0:
+                self.vacate(worker.slot)
             _worker_exited(worker, status)
             if self._stopping or worker.draining:
                 if status != 0:  # a drain ends in a clean exit; anything else is worth a look

@@ -117,14 +117,14 @@ def run_worker(setup: WorkerSetup, seat: int, slot: int, ready: int) -> int:
     # which would stop the listener with it.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, CONTROL_SIGNALS)
     listener = Listener(setup.listen_fd)
-    setup.tally.balance = setup.balance
+    setup.tally.balance = setup.balance if slot >= 0 else None
     before_sessions = sockets.socket_fds() or set()
     thread = threading.Thread(target=setup.run_libmilter, name="libmilter", daemon=True)
     thread.start()
     assert thread.ident is not None
     tid = thread.ident
     listener.interrupt = lambda: signal.pthread_kill(tid, INTERRUPT)
-    if setup.balance is not None:
+    if setup.balance is not None and slot >= 0:
         setup.balance.attach(slot, listener)
     with contextlib.suppress(OSError):
         os.write(ready, b"r")
