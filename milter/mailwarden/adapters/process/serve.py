@@ -101,7 +101,7 @@ def _reload(holder: RuntimeHolder, load: Callable[[], Runtime]) -> bool:
     for key in RESTART_ONLY:
         if getattr(old, key) != getattr(new, key):
             LOG.warning("reload: [milter] %s changes only at a restart; still %r", key, getattr(old, key))
-    holder.current = runtime
+    holder.swap(runtime)  # for the workers forked from now on
     LOG.info("reload: config %s, %d stages: %s", runtime.config.source, len(runtime.pipeline.stages),
              " ".join(s.name for s in runtime.pipeline.stages))
     return True
