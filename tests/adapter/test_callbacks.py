@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from tests.adapter.test_milter_socket import OUTBOUND_EXTRA, message
+from tests.support import builders
 from tests.support.fakemilter import FakeSession
 from tests.support.milterclient import P_NR_HDR, P_NR_MAIL, MilterClient, apply_mods
 from tests.support.postfix import MailwardenProcess
 
-from mailwarden.bootstrap import Runtime, build_runtime
-from mailwarden.config import load, parse
+from mailwarden.bootstrap import Runtime
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def zone(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def runtime(zone: str) -> Runtime:
-    return build_runtime(load(None), zones=[zone])
+    return builders.runtime(zones=[zone])  # the embedded defaults
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_state_resets_between_messages_of_one_connection(session: FakeSession) -
 def test_an_error_at_a_reply_less_step_temp_fails_at_the_next_reply(
         zone: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The body step sends no reply: a spool that cannot be written must show at end of message.
-    session = FakeSession(build_runtime(parse("[milter]\nspool_threshold = 10\n"), zones=[zone]))
+    session = FakeSession(builders.runtime("[milter]\nspool_threshold = 10\n", zones=[zone]))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "absent"))  # the spool directory is gone
     res = session.send_message(message(1, body=b"x" * 100 + b"\r\n"))
     monkeypatch.undo()
