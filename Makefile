@@ -28,7 +28,7 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest -q tests --ignore=tests/e2e -m "not postfix and not root"
 
-bench: deps-test venv
+bench: deps-test venv system-user
 	$(BIN)/python bench/run.py
 
 system-user:
