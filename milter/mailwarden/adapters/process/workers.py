@@ -135,17 +135,21 @@ def run_worker(setup: WorkerSetup, seat: int, slot: int, ready: int) -> int:
         with contextlib.suppress(BlockingIOError):
             os.read(wake_r, 4096)
         while received:
-            signo = received.pop(0)
-            if signo in DRAIN_SIGNALS:
-                _drain(setup, seat, listener, before_sessions)
-            elif signo == signal.SIGHUP:
-                LOG.warning("worker %d ignores SIGHUP: send it to the supervisor (pid %d) to reload",
-                            seat, os.getppid())
-            elif signo == signal.SIGUSR1:
-                LOG.info("worker %d (pid %d): %d connection(s) open, %d served%s", seat, os.getpid(),
-                         setup.tally.open, setup.tally.total, ", holding back" if listener.holding else "")
+            _on_signal(received.pop(0), setup, seat, listener, before_sessions)
     LOG.error("worker %d: libmilter stopped by itself", seat)
     return 70
+
+
+def _on_signal(signo: int, setup: WorkerSetup, seat: int, listener: Listener,
+               before_sessions: set[int]) -> None:
+    if signo in DRAIN_SIGNALS:
+        _drain(setup, seat, listener, before_sessions)
+    elif signo == signal.SIGHUP:
+        LOG.warning("worker %d ignores SIGHUP: send it to the supervisor (pid %d) to reload",
+                    seat, os.getppid())
+    elif signo == signal.SIGUSR1:
+        LOG.info("worker %d (pid %d): %d connection(s) open, %d served%s", seat, os.getpid(),
+                 setup.tally.open, setup.tally.total, ", holding back" if listener.holding else "")
 
 
 def _worker_started(seat: int) -> None:
@@ -158,6 +162,8 @@ def _drain(setup: WorkerSetup, seat: int, listener: Listener, before_sessions: s
     if setup.balance is not None:
         setup.balance.leave()
     listener.close()
+    # A listener that was already inside accept() may still add one: let it land first.
+    time.sleep(0.1)
     deadline = time.monotonic() + setup.grace
     left = sockets.connections(before_sessions)
     if left:
