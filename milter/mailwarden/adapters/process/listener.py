@@ -39,14 +39,6 @@ class Listener:
         self.interrupt = interrupt
         """Breaks the listener thread out of poll() with EINTR; set once that thread exists."""
 
-    @property
-    def fd(self) -> int:
-        return self._fd
-
-    @property
-    def idle_address(self) -> str:
-        return str(self._idle.getsockname())
-
     def hold(self) -> None:
         """Stop accepting. A listener already waiting on the real socket may take one more."""
         with self._lock:

@@ -59,13 +59,6 @@ def _connect(spec: str, timeout: float) -> socket.socket | None:
     return sock
 
 
-def wake(spec: str) -> None:
-    """Connect once to the socket, so a listener in poll() looks round now."""
-    sock = _connect(spec, 1.0)
-    if sock is not None:
-        sock.close()
-
-
 def served_by(spec: str) -> int | None:
     """The pid of the process listening on a live unix socket, 0 if one answers on an inet
     socket (whose listener Linux does not name), None when nobody answers (stale or absent)."""

@@ -112,8 +112,9 @@ class Supervisor:
     def _replace_all(self) -> None:
         """One by one: the new worker serves before the old one stops taking connections."""
         for old in sorted((w for w in self.workers.values() if not w.draining), key=lambda w: w.seat):
-            if not self._await_ready(self._spawn(old.seat)):
-                # Its death shows in _reap, which restarts it; the old ones keep serving.
+            new = self._spawn(old.seat)
+            if not self._await_ready(new):
+                self._drain(new)  # dead or stuck: not restarted; the old workers keep serving
                 LOG.error("reload: a new worker did not start; the old workers keep serving")
                 return
             self._drain(old)
