@@ -33,11 +33,11 @@ timeout is 5 s, so a listener that could see it would have answered by then... o
 
 
 class Probe:
-    def __init__(self, tmp: Path, prefix: list[str] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, tmp: Path, prefix: list[str] = (), options: list[str] = ()) -> None:  # type: ignore[assignment]
         self.path = tmp / "probe.sock"
         tmp.chmod(0o777)
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, str(PROBE), f"unix:{self.path}"], cwd=REPO,
+            [*prefix, sys.executable, str(PROBE), f"unix:{self.path}", *options], cwd=REPO,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'milter'}"})
         assert self.ask_raw() == "ready"
@@ -173,5 +173,24 @@ def test_libmilter_stopping_unlinks_the_socket_when_not_root(tmp_path: Path) -> 
         assert probe.ask("alive") == "no"
         assert not probe.path.exists(), ("libmilter no longer unlinks the socket when it stops as "
                                          "non-root: listener.py's care is no longer needed")
+    finally:
+        probe.close()
+
+
+@pytest.mark.root
+def test_a_main_thread_that_never_blocks_the_stop_signals_takes_every_one(tmp_path: Path) -> None:
+    """Why a worker's main thread keeps SIGTERM/SIGHUP/SIGINT unblocked (workers.py): Linux then
+    hands each process-directed one to it, and libmilter's signal thread, waiting for the same
+    signals, never gets one to stop the listener (and, not root, unlink the socket)."""
+    probe = Probe(tmp_path, UNPRIVILEGED, ["--main-takes-signals"])
+    try:
+        for n in range(1, 31):
+            probe.proc.send_signal(signal.SIGHUP if n % 2 else signal.SIGTERM)
+            assert probe.ask("taken") == str(n), "a stop signal went to another thread than main"
+        assert probe.ask("alive") == "yes"
+        assert probe.path.is_socket()
+        conn = Optneg(str(probe.path))
+        assert conn.answered(5)
+        conn.close()
     finally:
         probe.close()

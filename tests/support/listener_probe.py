@@ -1,6 +1,6 @@
 """libmilter's listener alone, under a test's control: for tests/adapter/test_libmilter_assumptions.py.
 
-Usage: python listener_probe.py unix:PATH. Opens the socket with libmilter
+Usage: python listener_probe.py unix:PATH [--main-takes-signals]. Opens the socket with libmilter
 (pymilter's C module), runs libmilter's main in a thread as a worker does, and then reads
 commands on stdin, answering each with one line on stdout:
 
@@ -8,9 +8,11 @@ commands on stdin, answering each with one line on stdout:
 - ``hold``: point libmilter's listening descriptor at that socket (dup2), without waking it;
 - ``resume``: point it back at the real socket, without waking it;
 - ``interrupt N``: send the listener thread N signals (a no-op handler: poll() gets EINTR);
-- ``alive``: whether libmilter's main is still running.
+- ``alive``: whether libmilter's main is still running;
+- ``taken``: how many SIGTERM/SIGHUP/SIGINT the main thread's handlers took.
 
-SIGTERM, SIGHUP and SIGINT go to libmilter's own signal thread, as in a lone libmilter.
+SIGTERM, SIGHUP and SIGINT go to libmilter's own signal thread, as in a lone libmilter; with
+--main-takes-signals the main thread has handlers for them and never blocks them, as a worker.
 """
 
 from __future__ import annotations
@@ -46,7 +48,13 @@ def main() -> None:
     real = os.dup(fd)
     os.set_blocking(fd, False)
     signal.signal(signal.SIGUSR2, lambda signo, frame: None)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+    stops = {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+    taken: list[int] = []
+    if "--main-takes-signals" in sys.argv:
+        for signo in stops:
+            signal.signal(signo, lambda n, frame: taken.append(n))
+    else:
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
     done = threading.Event()
 
     def run() -> None:
@@ -82,6 +90,8 @@ def main() -> None:
             print("ok", flush=True)
         elif cmd == "alive":
             print("yes" if not done.is_set() else "no", flush=True)
+        elif cmd == "taken":
+            print(len(taken), flush=True)
     os._exit(0)
 
 
