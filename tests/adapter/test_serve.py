@@ -247,3 +247,16 @@ def test_a_second_instance_on_a_live_inet_socket_refuses_to_start() -> None:
     finally:
         first.terminate()
         first.wait(10)
+
+
+def test_a_reload_leaves_the_process_settings_to_a_restart_and_says_so(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 2\n[hopcount]\nlimit = 50\n")
+    assert proc.proc is not None and proc.config_path is not None
+    _until(lambda: len(_children(proc.proc.pid)) == 2, 10, "two workers")  # type: ignore[union-attr]
+    proc.config_path.write_text("[milter]\nworkers = 3\nstop_grace = 5\n[hopcount]\nlimit = 4\n")
+    proc.proc.send_signal(signal.SIGHUP)
+    _until(lambda: "reloaded:" in proc.log(), 20, "the reload")
+    assert "reload: [milter] workers changes only at a restart; still 2" in proc.log()
+    assert "reload: [milter] stop_grace changes only at a restart; still 10.0" in proc.log()
+    _until(lambda: len(_children(proc.proc.pid)) == 2, 20, "two workers again")  # type: ignore[union-attr]
+    assert _verdict(proc.spec, _hops(5)) == "reject"  # the rest of the file is in force

@@ -16,8 +16,9 @@ from mailwarden.errors import ConfigError, MailwardenError
 
 LOG = logging.getLogger("mailwarden.milter")
 
-RESTART_ONLY = ("socket", "socket_mode", "socket_group", "workers", "pin_workers", "user", "group")
-"""[milter] keys a reload cannot change: they shape the socket and the processes."""
+RESTART_ONLY = ("socket", "socket_mode", "socket_group", "timeout", "workers", "pin_workers", "user",
+                "group", "stop_grace", "log_level")
+"""[milter] keys a reload cannot change: they shape the socket, libmilter and the processes."""
 
 
 class SocketError(MailwardenError):
