@@ -176,22 +176,43 @@ def test_sigusr1_logs_each_workers_counts(mailwarden_factory: Factory) -> None:
     assert re.search(r"supervisor \(pid \d+\): worker 0 pid \d+, worker 1 pid \d+", proc.log())
 
 
+def _halfway(spec: str) -> MilterClient:
+    """A message halfway through: headers sent, no body yet."""
+    mc = MilterClient.connect(spec, timeout=20)
+    mc.optneg()
+    mc.conn()
+    mc.helo()
+    mc.mail("<a@sender.test>")
+    mc.rcpt("<b@rcpt.test>")
+    mc.data()
+    mc.header("From", b" a@example.com")
+    mc.header("Subject", b" in flight")
+    mc.eoh()
+    return mc
+
+
+def test_sighup_lets_the_old_workers_finish_their_messages(mailwarden_factory: Factory) -> None:
+    proc = mailwarden_factory("[milter]\nworkers = 2\nstop_grace = 30\n")
+    assert proc.proc is not None
+    _until(lambda: len(_children(proc.proc.pid)) == 2, 10, "two workers")  # type: ignore[union-attr]
+    old = _children(proc.proc.pid)
+    clients = [_halfway(proc.spec) for _ in range(3)]
+    proc.proc.send_signal(signal.SIGHUP)
+    _until(lambda: "reloaded:" in proc.log(), 20, "the reload")
+    _until(lambda: len(_children(proc.proc.pid) - old) == 2, 20, "two new workers")  # type: ignore[union-attr]
+    assert _send(proc.spec) == "accept"  # served by a new one meanwhile
+    for mc in clients:
+        mc.body(b"hello\r\n")
+        assert mc.eom().verdict == "accept", proc.log()
+        mc.close()
+    _until(lambda: not old & _children(proc.proc.pid), 10, "the old workers to exit")  # type: ignore[union-attr]
+    assert "still open after" not in proc.log() and "while stopping" not in proc.log(), proc.log()
+
+
 def test_sigterm_stops_accepting_and_finishes_the_messages_in_flight(mailwarden_factory: Factory) -> None:
     proc = mailwarden_factory("[milter]\nworkers = 2\nstop_grace = 30\n")
     assert proc.proc is not None
-    clients = []
-    for _ in range(3):  # three messages halfway through: headers sent, no body yet
-        mc = MilterClient.connect(proc.spec, timeout=20)
-        mc.optneg()
-        mc.conn()
-        mc.helo()
-        mc.mail("<a@sender.test>")
-        mc.rcpt("<b@rcpt.test>")
-        mc.data()
-        mc.header("From", b" a@example.com")
-        mc.header("Subject", b" in flight")
-        mc.eoh()
-        clients.append(mc)
+    clients = [_halfway(proc.spec) for _ in range(3)]
     proc.proc.send_signal(signal.SIGTERM)
     _until(lambda: not proc.socket_path.exists(), 10, "the socket file to go")
     with pytest.raises(OSError):  # Postfix's next connect fails at once, and it retries later
