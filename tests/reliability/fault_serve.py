@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailwarden import logsetup
-from mailwarden.adapters.pymilter import RuntimeHolder, serve
+from mailwarden.adapters.process.serve import serve
+from mailwarden.adapters.pymilter import RuntimeHolder
 from mailwarden.bootstrap import build_runtime
 from mailwarden.config import load
 from mailwarden.core.decisions import Outcome, StageResult
