@@ -2,7 +2,8 @@
 
 Subject "explode": a stage that raises. Subject "hang": a stage that sleeps HANG seconds, once
 per flag file (given as MW_HANG_FLAG: the first message creates it and sleeps, later ones pass).
-Subject "slow": sleeps SLOW seconds every time. Usage: python fault_serve.py --socket unix:PATH
+Subject "slow": sleeps SLOW seconds every time; "pause": PAUSE seconds every time.
+Usage: python fault_serve.py --socket unix:PATH
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mailwarden.core.pipeline import Phase, Pipeline
 
 HANG = 60.0
 SLOW = 6.0
+PAUSE = 3.0
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,15 @@ class Faulty:
 
     def applies(self, tx: Transaction) -> bool:
         subject = tx.message.get("Subject")
-        return subject is not None and any(w in subject.value for w in ("explode", "hang", "slow"))
+        return subject is not None and any(w in subject.value for w in ("explode", "hang", "slow", "pause"))
 
     def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
         subject = tx.message.get("Subject")
         assert subject is not None
         if "explode" in subject.value:
             raise RuntimeError("this stage always fails")
-        if "slow" in subject.value:
-            time.sleep(SLOW)
+        if "slow" in subject.value or "pause" in subject.value:
+            time.sleep(SLOW if "slow" in subject.value else PAUSE)
             return StageResult()
         flag = Path(os.environ.get("MW_HANG_FLAG", "/nonexistent/flag"))
         if not flag.exists():
@@ -55,12 +57,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
     parser.add_argument("--config")
+    parser.add_argument("--user", help="as serve's --user (USER, no group)")
     args = parser.parse_args()
     config = load(args.config)
     logsetup.setup("info")
     runtime = build_runtime(config)
     pipeline = Pipeline([*runtime.pipeline.stages, Faulty()], on_error=runtime.pipeline.on_error)
-    serve(RuntimeHolder(dataclasses.replace(runtime, pipeline=pipeline)), args.socket)
+    serve(RuntimeHolder(dataclasses.replace(runtime, pipeline=pipeline)), args.socket, user=args.user)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from tests.reliability.procs import children
 from tests.reliability.retrying import exactly_once_or_refused, send
+from tests.support.milterclient import MilterClient
 from tests.support.postfix import REMOTE_CLIENT, MailwardenProcess, PostfixInstance
 
 pytestmark = pytest.mark.postfix
@@ -174,3 +176,59 @@ def test_sigterm_under_load(postfix: PostfixInstance, served: Callable[..., Faul
         t.join()
     outcomes = [exactly_once_or_refused(postfix, s) for s in results]
     assert outcomes == ["delivered"] * len(results)
+
+
+def start_on_the_socket_as_it_is(proc: FaultServe, timeout: float = 15.0) -> None:
+    """Start `proc` without the test helper's clean-up of a stale socket file: mailwarden's own
+    start-up must deal with it."""
+    with open(proc.log_path, "ab") as log:
+        proc.proc = subprocess.Popen(proc.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env={**os.environ, **proc.env})
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.proc.poll() is None, proc.log()
+        try:
+            with MilterClient.connect(proc.spec, timeout=5) as c:
+                c.optneg()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, proc.log()
+            time.sleep(0.1)
+
+
+def test_the_supervisor_killed_then_restarted_on_its_stale_socket(
+    postfix: PostfixInstance, served: Callable[..., FaultServe]
+) -> None:
+    proc = served(zone_text=ZONE)
+    assert proc.proc is not None
+    proc.proc.kill()
+    proc.proc.wait()
+    assert proc.socket_path.is_socket()  # left behind
+    sent = send(postfix, postfix.alt, "after a crash", from_domain="good.test", tries=3,
+                between=lambda attempt: start_on_the_socket_as_it_is(proc) if attempt == 1 else None)
+    assert sent.attempts[0].code == 451, str(sent.attempts[0])  # no milter: milter_default_action
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+
+
+def test_postfix_restarted_while_connections_are_open(
+    postfix: PostfixInstance, served: Callable[..., FaultServe]
+) -> None:
+    served(zone_text=ZONE)
+    results = []
+    restarted = threading.Event()
+
+    def sender() -> None:
+        results.append(send(postfix, postfix.alt, "pause", from_domain="good.test", tries=5,
+                            between=lambda _: restarted.wait(60)))
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)  # every session is in the 3 s stage at end of message
+    postfix.stop()
+    postfix.start()
+    restarted.set()
+    for t in threads:
+        t.join()
+    assert [exactly_once_or_refused(postfix, s) for s in results] == ["delivered"] * 4
+    assert any(s.attempts[0].code != 250 for s in results)  # the restart did cut sessions
