@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailwarden.config import Config
-from mailwarden.core.decisions import ACCEPT, Verdict
+from mailwarden.core.decisions import ACCEPT, Outcome, Verdict
+from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Pipeline, Stage, default_error_verdict
 from mailwarden.core.policy import DirectionPolicy
 from mailwarden.core.ports import Clock, Random, Resolver
 from mailwarden.core.stages.hopcount import Hopcount
+from mailwarden.reports.recorder import Recorder
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
 
@@ -41,6 +43,12 @@ class Runtime:
     direction: DirectionPolicy
     pipeline: Pipeline
     authserv_id: str
+    recorder: Recorder | None = None  # DMARC report rows ([reports] store), when serving
+
+    def record(self, tx: Transaction, outcome: Outcome) -> None:
+        """Queue the message's DMARC evaluation for reports; never slows or fails the message."""
+        if self.recorder is not None:
+            self.recorder.record_outcome(tx, outcome)
 
 
 SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
@@ -84,6 +92,7 @@ def build_runtime(
     rules_dir: Path | None = None,
     clock: Clock = time.time,
     rand: Random = random.random,
+    record: bool = False,
 ) -> Runtime:
     """Everything a message needs, checked now so a bad key or rule stops the start."""
     resolver = build_resolver(config, zones)
@@ -92,7 +101,9 @@ def build_runtime(
     on_error = default_error_verdict if config.milter.on_error == "tempfail" else _accept_on_error
     pipeline = Pipeline(build_stages(env), on_error=on_error)
     direction = DirectionPolicy.build(config.policy.originating_daemons, config.policy.trusted_networks)
-    return Runtime(config, resolver, direction, pipeline, authserv_id)
+    reports = config.reports
+    recorder = Recorder(reports.store, reports.queue_size) if record and reports.store else None
+    return Runtime(config, resolver, direction, pipeline, authserv_id, recorder)
 
 
 def _accept_on_error(stage: str) -> Verdict:

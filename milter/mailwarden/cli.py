@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     dry.add_argument("--auth-user", help="as if the client authenticated with SASL as this user")
     dry.add_argument("--daemon-name", help="the {daemon_name} macro, e.g. ORIGINATING")
     dry.add_argument("--queue-id")
+    dry.add_argument("--record-reports", metavar="STORE",
+                     help="record each DMARC evaluation in this report store (sqlite:///PATH or "
+                     "postgresql://...), dated by the topmost Received header: backfill from archives")
     dry.set_defaults(func=cmd_dry_run)
 
     check = sub.add_parser("check-config", help="check the configuration and everything it names")
@@ -89,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.bootstrap import build_runtime
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir, record=True)
     socket_spec = args.socket or config.milter.socket
     LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
              " ".join(s.name for s in runtime.pipeline.stages))
@@ -108,7 +111,17 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         rcpts=tuple(args.rcpt), auth_user=args.auth_user, daemon_name=args.daemon_name,
         queue_id=args.queue_id,
     )
-    return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)
+    if not args.record_reports:
+        return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)
+    from mailwarden.reports.recorder import Recorder
+
+    recorder = Recorder(args.record_reports, block=True)
+    status = run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write, recorder=recorder)
+    recorder.close(timeout=600)
+    counts = recorder.counters()
+    print(f"mailwarden dry-run: {counts['reports_rows_written']} report rows recorded, "
+          f"{counts['reports_rows_dropped']} dropped", file=sys.stderr)
+    return status if not counts["reports_rows_dropped"] else max(status, 1)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ class Evaluator:
                 # A temporary failure of an identifier that would have aligned is not a fail: the
                 # sender retries (RFC 7489 leaves this open; a 5xx here would lose mail for good).
                 return DmarcResult("temperror", domain, policy=policy, org_domain=found.org_domain,
-                                   policy_domain=found.policy_domain, published=record.p,
+                                   policy_domain=found.policy_domain, published=record.p, record=record,
                                    reason="temporary DNS failure checking " + ", ".join(unsure))
         base = DmarcResult(
             "pass" if dkim_ok or spf_ok else "fail",
@@ -70,6 +70,7 @@ class Evaluator:
             policy_domain=found.policy_domain,
             published=record.p,
             reason="; ".join(record.problems),
+            record=record,
         )
         if base.result == "pass" or policy == "none":
             return base

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mailwarden.dmarc.record import DmarcRecord
+
 
 @dataclass(frozen=True, slots=True)
 class DmarcResult:
@@ -19,6 +21,7 @@ class DmarcResult:
     published: str = ""  # p= of the record found (policy.published-domain-policy)
     override: str = ""  # why the disposition is not the policy: sampled_out, local_policy, ...
     reason: str = ""
+    record: DmarcRecord | None = None  # the record found, for reports (its sp, pct, fo, rua, ...)
 
     def to_json(self) -> dict[str, Any]:
         return {

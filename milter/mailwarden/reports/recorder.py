@@ -1,0 +1,151 @@
+"""Recording rows without slowing or failing mail.
+
+`record` only puts the row on a bounded in-memory queue; a background thread writes what it
+finds there in batches. When the queue is full or the store fails, rows are dropped and counted
+(`counters()`), with at most one log line a minute: never retried, never a reason to tempfail.
+
+Each `mailwarden serve` worker is a forked process: the queue and the thread belong to the
+process that first records, and a process forked later starts its own on its first row.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from mailwarden.core.decisions import Outcome
+from mailwarden.core.model import Transaction
+from mailwarden.reports.row import Row, row_from
+from mailwarden.reports.store import Store, open_store
+
+LOG = logging.getLogger("mailwarden.reports")
+
+BATCH = 500
+RETRY_OPEN = 10.0  # seconds between attempts to reach a store that failed
+LOG_EVERY = 60.0
+
+
+class Recorder:
+    def __init__(self, url: str, queue_size: int = 10000, block: bool = False,
+                 opener: Callable[[str], Store] = open_store, host: str = "") -> None:
+        """`block`: wait for room instead of dropping (dry-run's backfill, not the mail path)."""
+        self.url = url
+        self.queue_size = queue_size
+        self.block = block
+        self.host = host or socket.gethostname()
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._queue: queue.Queue[Row | None] = queue.Queue(queue_size)
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.dropped = 0
+        self._last_log = 0.0
+        self._unlogged = 0
+
+    # -- the mail path -----------------------------------------------------------------------
+
+    def record_outcome(self, tx: Transaction, outcome: Outcome, when: float | None = None) -> None:
+        """Record the message's DMARC evaluation, if it had one. Never raises."""
+        try:
+            row = row_from(tx, outcome, time.time() if when is None else when)
+            if row is not None:
+                self.record(row)
+        except Exception:  # reporting must never cost a message
+            self._drop(1, "cannot record a row", exc_info=True)
+
+    def record(self, row: Row) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        try:
+            self._queue.put(row, block=self.block)
+        except queue.Full:
+            self._drop(1, f"report queue full ({self.queue_size} rows)")
+
+    def counters(self) -> dict[str, int]:
+        """For metrics: rows written to the store, rows dropped, rows waiting (this process)."""
+        return {"reports_rows_written": self.written, "reports_rows_dropped": self.dropped,
+                "reports_rows_queued": self._queue.qsize()}
+
+    # -- the writer --------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # A forked child inherits the parent's queue object but not its thread: start afresh.
+            self._queue = queue.Queue(self.queue_size)
+            self._thread = threading.Thread(target=self._run, name="reports-writer", daemon=True)
+            self._thread.start()
+            self._pid = os.getpid()
+            atexit.register(self.close)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (within `timeout`) and stop the writer."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        thread.join(timeout)
+
+    def _run(self) -> None:
+        store: Store | None = None
+        failed_at = 0.0
+        stop = False
+        while not stop:
+            batch, stop = self._take()
+            if not batch:
+                continue
+            if store is None and time.monotonic() - failed_at >= RETRY_OPEN:
+                try:
+                    store = self._opener(self.url)
+                except Exception as exc:
+                    failed_at = time.monotonic()
+                    self._drop(len(batch), f"report store unavailable: {exc}")
+                    continue
+            if store is None:
+                self._drop(len(batch), "report store unavailable")
+                continue
+            try:
+                store.insert(batch, self.host)
+                self.written += len(batch)
+            except Exception as exc:
+                store.close()
+                store, failed_at = None, 0.0  # reopen at the next batch
+                self._drop(len(batch), f"cannot write to the report store: {exc}")
+        if store is not None:
+            store.close()
+
+    def _take(self) -> tuple[list[Row], bool]:
+        """Up to BATCH rows: waits for the first, then takes what is already there."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < BATCH:
+            try:
+                row = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if row is None:
+                return batch, True
+            batch.append(row)
+        return batch, False
+
+    def _drop(self, count: int, why: str, exc_info: bool = False) -> None:
+        self.dropped += count
+        self._unlogged += count
+        now = time.monotonic()
+        if now - self._last_log >= LOG_EVERY or self._last_log == 0.0:
+            LOG.warning("DMARC report rows dropped: %d (%d in all): %s", self._unlogged, self.dropped, why,
+                        exc_info=exc_info)
+            self._last_log, self._unlogged = now, 0
