@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mailwarden.dkim.cli import register as dkim_register
     from mailwarden.dmarc.cli import register as dmarc_register
+    from mailwarden.reports.cli import register as reports_register
     from mailwarden.rules.cli import register as rules_register
 
-    for register in (rules_register, dkim_register, dmarc_register):
+    for register in (rules_register, dkim_register, dmarc_register, reports_register):
         register(sub)
     return parser
 
