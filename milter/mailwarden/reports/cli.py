@@ -57,7 +57,7 @@ def _time(text: str) -> int:
 
 def _open(args: argparse.Namespace) -> tuple[Config, Store]:
     config = load(args.config)
-    url = args.store or config.reports.store
+    url = args.store if args.store is not None else config.reports.store
     if not url:
         raise MailwardenError("no report store: [reports] store is empty and --store not given")
     return config, open_store(url)
