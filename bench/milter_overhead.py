@@ -2,9 +2,11 @@
 pymilter milter, same run, same load.
 
     .venv/bin/python bench/milter_overhead.py [--messages 3000] [--concurrency 4]
+    .venv/bin/python bench/milter_overhead.py --reports   # DMARC report recording on vs off
 
 Prints messages/s for each and the ratio; both driven by ../shared/tools/milterload.py over unix
-sockets on this machine.
+sockets on this machine. With --reports: two mailwarden serve instances on inbound mail whose From
+domain publishes DMARC (every message is one recorded row), one recording into SQLite, one not.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--reports", action="store_true", help="recording on vs off instead")
     args = parser.parse_args()
+    if args.reports:
+        reports_overhead(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         ref_sock, mw_sock = Path(tmp) / "ref.sock", Path(tmp) / "mw.sock"
         ref = start([sys.executable, str(ROOT / "bench" / "trivial_milter.py"), f"unix:{ref_sock}"], ref_sock,
@@ -49,6 +55,45 @@ def main() -> None:
         finally:
             stop(mw)
             stop(ref)
+
+
+# The load's sender domain publishes SPF for the load's client and DMARC: each message is recorded.
+REPORTS_ZONE = """$TTL 300
+example.com.        IN TXT "v=spf1 ip4:192.0.2.10 -all"
+_dmarc.example.com. IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
+"""
+
+
+def reports_overhead(args: argparse.Namespace) -> None:
+    extra = ["--client-addr", "192.0.2.10"]
+    with tempfile.TemporaryDirectory() as tmp:
+        zone = Path(tmp) / "reports.zone"
+        zone.write_text(REPORTS_ZONE)
+        procs, socks = [], {}
+        for name, store in (("off", ""), ("on", f"sqlite:///{tmp}/reports.db")):
+            config = Path(tmp) / f"{name}.toml"
+            config.write_text(f'[reports]\nstore = "{store}"\n')
+            socks[name] = Path(tmp) / f"{name}.sock"
+            procs.append(start([str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket",
+                                f"unix:{socks[name]}", "--config", str(config), "--zone", str(zone)],
+                               socks[name], f"mailwarden serve (recording {name})"))
+        try:
+            rates: dict[str, list[float]] = {"off": [], "on": []}
+            for _ in range(args.rounds):
+                for name in ("off", "on"):
+                    rates[name].append(load(socks[name], args, extra))
+            off, on = max(rates["off"]), max(rates["on"])
+            print(f"inbound with DMARC c={args.concurrency} n={args.messages}: recording off {off:8.0f} "
+                  f"msg/s, on {on:8.0f} msg/s, ratio {on / off:.3f} (rounds: off {rates['off']}, "
+                  f"on {rates['on']})")
+        finally:
+            for proc in procs:
+                stop(proc)
+        import sqlite3
+
+        db = sqlite3.connect(Path(tmp) / "reports.db")
+        rows = db.execute("SELECT count(*) FROM dmarc_rows").fetchone()[0]
+        print(f"rows recorded: {rows} of {args.rounds * args.messages} messages")
 
 
 if __name__ == "__main__":

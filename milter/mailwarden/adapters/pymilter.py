@@ -48,6 +48,7 @@ from mailwarden.core.decisions import (
 )
 from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
 from mailwarden.core.pipeline import Phase
+from mailwarden.reports.recorder import flush_recorders
 
 # pymilter's C extension is called `milter`; reach it through Milter so that nothing here can pick
 # up the `milter/` source folder (a namespace package) by mistake.
@@ -534,6 +535,7 @@ def _serve_worker(socket_spec: str, balance: Balance | None, slot: int, pin: boo
         _milter_ext.main()
     finally:
         stop.set()
+        flush_recorders()  # DMARC report rows still queued reach the store before the worker exits
     return 0
 
 

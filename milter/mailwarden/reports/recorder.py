@@ -17,6 +17,7 @@ import queue
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from mailwarden.core.decisions import Outcome
@@ -26,9 +27,20 @@ from mailwarden.reports.store import Store, open_store
 
 LOG = logging.getLogger("mailwarden.reports")
 
-BATCH = 500
+BATCH = 5000
+GATHER = 1.0  # seconds the writer lets rows gather after the first: one insert a second, not one a row
 RETRY_OPEN = 10.0  # seconds between attempts to reach a store that failed
 LOG_EVERY = 60.0
+
+_LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def flush_recorders(timeout: float = 2.0) -> None:
+    """Write what this process's recorders hold, within `timeout`: called as a worker stops
+    (it leaves with os._exit, so no atexit handler would run)."""
+    deadline = time.monotonic() + timeout
+    for recorder in list(_LIVE):
+        recorder.close(max(0.0, deadline - time.monotonic()))
 
 
 class Recorder:
@@ -44,6 +56,7 @@ class Recorder:
         self._pid = 0
         self._queue: queue.Queue[Row | None] = queue.Queue(queue_size)
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
         self.written = 0
         self.dropped = 0
         self._last_log = 0.0
@@ -81,9 +94,11 @@ class Recorder:
                 return
             # A forked child inherits the parent's queue object but not its thread: start afresh.
             self._queue = queue.Queue(self.queue_size)
+            self._closing = threading.Event()
             self._thread = threading.Thread(target=self._run, name="reports-writer", daemon=True)
             self._thread.start()
             self._pid = os.getpid()
+            _LIVE.add(self)
             atexit.register(self.close)
 
     def close(self, timeout: float = 5.0) -> None:
@@ -91,6 +106,7 @@ class Recorder:
         thread = self._thread
         if thread is None or self._pid != os.getpid() or not thread.is_alive():
             return
+        self._closing.set()
         try:
             self._queue.put(None, timeout=timeout)
         except queue.Full:
@@ -126,10 +142,14 @@ class Recorder:
             store.close()
 
     def _take(self) -> tuple[list[Row], bool]:
-        """Up to BATCH rows: waits for the first, then takes what is already there."""
+        """Up to BATCH rows: waits for the first, lets more gather, then takes what is there.
+
+        Writing each row as it comes would wake this thread for every message, and each wake-up
+        takes Python's lock from the threads serving mail."""
         first = self._queue.get()
         if first is None:
             return [], True
+        self._closing.wait(GATHER)
         batch = [first]
         while len(batch) < BATCH:
             try:

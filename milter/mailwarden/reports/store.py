@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +241,13 @@ def _safe(url: str) -> str:
     return f"{scheme}{sep}{creds.partition(':')[0]}@{host}"
 
 
-def _encode(row: Row) -> tuple[Any, ...]:
-    values = list(astuple(row))
-    values[COLUMNS.index("dkim")] = json.dumps([list(sig) for sig in row.dkim])
-    return tuple(values)
+_DKIM = COLUMNS.index("dkim")
+
+
+def _encode(row: Row) -> list[Any]:
+    values = [getattr(row, name) for name in COLUMNS]
+    values[_DKIM] = json.dumps(row.dkim)
+    return values
 
 
 def _decode(values: Sequence[Any]) -> Row:
