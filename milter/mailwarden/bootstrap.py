@@ -19,6 +19,7 @@ from mailwarden.core.pipeline import Pipeline, Stage, default_error_verdict
 from mailwarden.core.policy import DirectionPolicy
 from mailwarden.core.ports import Clock, Random, Resolver
 from mailwarden.core.stages.hopcount import Hopcount
+from mailwarden.reports.build import build_recorder
 from mailwarden.reports.recorder import Recorder
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
@@ -101,8 +102,7 @@ def build_runtime(
     on_error = default_error_verdict if config.milter.on_error == "tempfail" else _accept_on_error
     pipeline = Pipeline(build_stages(env), on_error=on_error)
     direction = DirectionPolicy.build(config.policy.originating_daemons, config.policy.trusted_networks)
-    reports = config.reports
-    recorder = Recorder(reports.store, reports.queue_size) if record and reports.store else None
+    recorder = build_recorder(config, resolver) if record else None
     return Runtime(config, resolver, direction, pipeline, authserv_id, recorder)
 
 

@@ -181,3 +181,14 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("mailwarden: ") and err.count("\n") == 1
     assert main(["reports", "send", "--store", ""]) == 2
+
+
+def test_the_shipped_timer_runs_a_valid_command():
+    from mailwarden.cli import build_parser
+
+    root = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
+    service = (root / "mailwarden-reports.service").read_text()
+    line = next(ln for ln in service.splitlines() if ln.startswith("ExecStart="))
+    argv = line.partition("=")[2].split()[1:]
+    args = build_parser().parse_args(argv)
+    assert args.func.__name__ == "cmd_send" and args.config == "/etc/mailwarden/mailwarden.toml"

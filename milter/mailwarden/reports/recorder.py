@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.model import Transaction
+from mailwarden.reports.failure import FailureCase, FailureSender, failure_case
 from mailwarden.reports.row import Row, row_from
 from mailwarden.reports.store import Store, open_store
 
@@ -45,8 +46,10 @@ def flush_recorders(timeout: float = 2.0) -> None:
 
 class Recorder:
     def __init__(self, url: str, queue_size: int = 10000, block: bool = False,
-                 opener: Callable[[str], Store] = open_store, host: str = "") -> None:
-        """`block`: wait for room instead of dropping (dry-run's backfill, not the mail path)."""
+                 opener: Callable[[str], Store] = open_store, host: str = "",
+                 failures: FailureSender | None = None, failure_include: str = "headers") -> None:
+        """`block`: wait for room instead of dropping (dry-run's backfill, not the mail path).
+        `failures`: also send failure reports, from the writer thread."""
         self.url = url
         self.queue_size = queue_size
         self.block = block
@@ -54,7 +57,9 @@ class Recorder:
         self._opener = opener
         self._lock = threading.Lock()
         self._pid = 0
-        self._queue: queue.Queue[Row | None] = queue.Queue(queue_size)
+        self.failures = failures
+        self.failure_include = failure_include
+        self._queue: queue.Queue[Row | FailureCase | None] = queue.Queue(queue_size)
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self.written = 0
@@ -70,10 +75,14 @@ class Recorder:
             row = row_from(tx, outcome, time.time() if when is None else when)
             if row is not None:
                 self.record(row)
+                if self.failures is not None:
+                    case = failure_case(row, tx, outcome, self.failure_include)
+                    if case is not None:
+                        self.record(case)
         except Exception:  # reporting must never cost a message
             self._drop(1, "cannot record a row", exc_info=True)
 
-    def record(self, row: Row) -> None:
+    def record(self, row: Row | FailureCase) -> None:
         if self._pid != os.getpid():
             self._start()
         try:
@@ -118,9 +127,11 @@ class Recorder:
         failed_at = 0.0
         stop = False
         while not stop:
-            batch, stop = self._take()
-            if not batch:
+            taken, stop = self._take()
+            if not taken:
                 continue
+            batch = [r for r in taken if isinstance(r, Row)]
+            cases = [c for c in taken if isinstance(c, FailureCase)]
             if store is None and time.monotonic() - failed_at >= RETRY_OPEN:
                 try:
                     store = self._opener(self.url)
@@ -138,10 +149,22 @@ class Recorder:
                 store.close()
                 store, failed_at = None, 0.0  # reopen at the next batch
                 self._drop(len(batch), f"cannot write to the report store: {exc}")
+                continue
+            self._send_failures(store, cases)
         if store is not None:
             store.close()
 
-    def _take(self) -> tuple[list[Row], bool]:
+    def _send_failures(self, store: Store, cases: list[FailureCase]) -> None:
+        for case in cases:
+            if self.failures is None:
+                return
+            try:
+                for note in self.failures.send(case, store.count_failure):
+                    LOG.info("%s", note)
+            except Exception as exc:  # SMTP, DNS: a failure report is never retried
+                LOG.warning("cannot send a DMARC failure report for %s: %s", case.row.policy_domain, exc)
+
+    def _take(self) -> tuple[list[Row | FailureCase], bool]:
         """Up to BATCH rows: waits for the first, lets more gather, then takes what is there.
 
         Writing each row as it comes would wake this thread for every message, and each wake-up
@@ -150,7 +173,7 @@ class Recorder:
         if first is None:
             return [], True
         self._closing.wait(GATHER)
-        batch = [first]
+        batch: list[Row | FailureCase] = [first]
         while len(batch) < BATCH:
             try:
                 row = self._queue.get_nowait()
@@ -162,6 +185,8 @@ class Recorder:
         return batch, False
 
     def _drop(self, count: int, why: str, exc_info: bool = False) -> None:
+        if not count:
+            return
         self.dropped += count
         self._unlogged += count
         now = time.monotonic()

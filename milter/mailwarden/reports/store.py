@@ -36,6 +36,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " end_time BIGINT NOT NULL, report_id TEXT NOT NULL, state TEXT NOT NULL,"
         " host TEXT NOT NULL, updated BIGINT NOT NULL, PRIMARY KEY (policy_domain, begin_time))",
     ),
+    (  # 2: failure reports sent per policy domain and hour, for [reports] failure_rate
+        "CREATE TABLE dmarc_failures (policy_domain TEXT NOT NULL, hour BIGINT NOT NULL,"
+        " sent INTEGER NOT NULL, PRIMARY KEY (policy_domain, hour))",
+    ),
 )
 
 
@@ -109,12 +113,22 @@ class Store:
         return bool(self._all("SELECT 1 FROM dmarc_reports WHERE policy_domain = ? AND begin_time = ?",
                               (domain, begin)))
 
+    def count_failure(self, domain: str, hour: int, limit: int) -> bool:
+        """Count one failure report for (domain, hour); whether it is within `limit`."""
+        with self._transaction() as cur:
+            cur.execute(self._sql(
+                "INSERT INTO dmarc_failures (policy_domain, hour, sent) VALUES (?, ?, 1) ON CONFLICT"
+                " (policy_domain, hour) DO UPDATE SET sent = dmarc_failures.sent + 1 RETURNING sent"),
+                (domain, hour))
+            return int(cur.fetchone()[0]) <= limit
+
     def prune(self, before: int) -> int:
         """Delete rows and report marks older than `before`; the number of rows deleted."""
         with self._transaction() as cur:
             cur.execute(self._sql("DELETE FROM dmarc_rows WHERE time < ?"), (before,))
             count = cur.rowcount
             cur.execute(self._sql("DELETE FROM dmarc_reports WHERE end_time < ?"), (before,))
+            cur.execute(self._sql("DELETE FROM dmarc_failures WHERE hour < ?"), (before // 3600,))
         return int(count)
 
     def close(self) -> None:
