@@ -90,7 +90,8 @@ def test_failure_reports_through_the_milter_limited_and_verified(mailwarden_fact
         assert send(proc.spec, "ext.example") == "accept"
         reports = sink.wait("ruf@fail.example", count=2, timeout=30)
         deadline = time.monotonic() + 20
-        while "over the limit" not in proc.log() and time.monotonic() < deadline:
+        expected = ("over the limit of 2/hour", "does not accept reports for ext.example")
+        while not all(e in proc.log() for e in expected) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert "over the limit of 2/hour" in proc.log()
         assert "does not accept reports for ext.example" in proc.log()

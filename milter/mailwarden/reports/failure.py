@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage
 from email.policy import SMTP
 
 from mailwarden import __version__
@@ -112,10 +112,10 @@ def afrf(case: FailureCase, sender: Sender, to: str) -> bytes:
     return sender.sign(msg.as_bytes())
 
 
-def _part(content_type: str, data: bytes) -> MIMEPart:
+def _part(content_type: str, data: bytes) -> EmailMessage:
     """A part carried as it is (7bit, or 8bit when it has to): message/* parts may not be
     base64-encoded (RFC 2046 section 5.2), and a report reader wants the fields as text."""
-    part = MIMEPart(policy=SMTP)
+    part = EmailMessage(policy=SMTP)
     part["Content-Type"] = content_type
     part["Content-Transfer-Encoding"] = "7bit" if data.isascii() else "8bit"
     if content_type == "message/rfc822":  # the generator writes an embedded message as it is
