@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ BASE = Row(
 
 
 def row(**changes: Any) -> Row:
-    return replace(BASE, **changes)
+    return BASE._replace(**changes)
 
 
 @functools.cache

@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from mailwarden.errors import MailwardenError
 from mailwarden.reports.row import Row
 
-COLUMNS = tuple(f.name for f in fields(Row))
+COLUMNS = Row._fields
 CLAIM_EXPIRES = 3600
 
 _ROW_TYPES = {"time": "BIGINT NOT NULL", "pct": "INTEGER", "ri": "INTEGER"}
@@ -259,7 +258,7 @@ _DKIM = COLUMNS.index("dkim")
 
 
 def _encode(row: Row) -> list[Any]:
-    values = [getattr(row, name) for name in COLUMNS]
+    values = list(row)
     values[_DKIM] = json.dumps(row.dkim)
     return values
 
