@@ -12,6 +12,7 @@ domain publishes DMARC (every message is one recorded row), one recording into S
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -64,6 +65,21 @@ _dmarc.example.com. IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@example.com"
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the workers), from /proc."""
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pids += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
 def reports_overhead(args: argparse.Namespace) -> None:
     extra = ["--client-addr", "192.0.2.10"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,13 +95,21 @@ def reports_overhead(args: argparse.Namespace) -> None:
                                socks[name], f"mailwarden serve (recording {name})"))
         try:
             rates: dict[str, list[float]] = {"off": [], "on": []}
+            cpu: dict[str, float] = {"off": 0.0, "on": 0.0}
             for _ in range(args.rounds):
-                for name in ("off", "on"):
+                for name, proc in zip(("off", "on"), procs, strict=True):
+                    before = cpu_seconds(proc.pid)
                     rates[name].append(load(socks[name], args, extra))
+                    cpu[name] += cpu_seconds(proc.pid) - before
             off, on = max(rates["off"]), max(rates["on"])
             print(f"inbound with DMARC c={args.concurrency} n={args.messages}: recording off {off:8.0f} "
                   f"msg/s, on {on:8.0f} msg/s, ratio {on / off:.3f} (rounds: off {rates['off']}, "
                   f"on {rates['on']})")
+            # CPU time per message is what recording adds; unlike msg/s it hardly depends on
+            # what else the machine is doing.
+            per = {k: v / (args.rounds * args.messages) * 1e6 for k, v in cpu.items()}
+            print(f"CPU per message: recording off {per['off']:.0f} us, on {per['on']:.0f} us, "
+                  f"+{(per['on'] / per['off'] - 1) * 100:.1f}%")
         finally:
             for proc in procs:
                 stop(proc)
