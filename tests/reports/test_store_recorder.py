@@ -7,7 +7,7 @@ import threading
 
 from reportsupport import DAY0, row
 
-from mailwarden.reports.recorder import Recorder
+from mailwarden.reports.recorder import Recorder, counters
 from mailwarden.reports.store import MIGRATIONS, StoreError, open_store
 
 
@@ -94,6 +94,7 @@ def test_store_down_drops_and_counts_never_raises(tmp_path, caplog):
         rec.record(row(time=DAY0 + i))
     rec.close()
     assert rec.dropped == 10 and rec.written == 0
+    assert counters()["reports_rows_dropped"] >= 10  # what metrics read, per process
     assert sum("DMARC report rows dropped" in r.message for r in caplog.records) == 1  # rate-limited
 
 

@@ -36,6 +36,15 @@ LOG_EVERY = 60.0
 _LIVE: weakref.WeakSet[Recorder] = weakref.WeakSet()
 
 
+def counters() -> dict[str, int]:
+    """This process's reporting counters (rows written, dropped, queued), for metrics."""
+    total = {"reports_rows_written": 0, "reports_rows_dropped": 0, "reports_rows_queued": 0}
+    for recorder in list(_LIVE):
+        for key, value in recorder.counters().items():
+            total[key] += value
+    return total
+
+
 def flush_recorders(timeout: float = 2.0) -> None:
     """Write what this process's recorders hold, within `timeout`: called as a worker stops
     (it leaves with os._exit, so no atexit handler would run)."""
