@@ -117,6 +117,7 @@ def test_send_due_once_verified_and_size_limited(tmp_path, sink):
     assert any("other.example" in n and "does not accept" in n for n in result.notes)
     assert any("temp.example" in n and "cannot verify" in n for n in result.notes)
     assert not store.sent("temp.example", DAY0)  # tried again at the next run
+    assert store.sent("other.example", DAY0) and store.sent("norua.example", DAY0)  # skipped for good
     # Nothing is sent twice.
     sink.clear()
     again = send_due(store, section, sender, zone, org, NOW + 3600, "h")

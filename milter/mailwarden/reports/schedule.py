@@ -27,20 +27,21 @@ def metadata(section: ReportsSection) -> tuple[Metadata, str]:
     return meta, from_address
 
 
-def reports(store: Store, meta: Metadata, begin: int, end: int,
-            complete_before: int | None = None) -> Iterator[Report]:
-    """Every report with rows in [begin, end): one per policy domain and interval. With
-    `complete_before`, only intervals that ended by then."""
+def intervals(store: Store, begin: int, end: int) -> Iterator[tuple[str, int, int]]:
+    """(policy domain, start, end) of every interval with rows that overlaps [begin, end)."""
     for domain in store.domains():
         length = interval_length(store.latest_interval(domain))
         for start in store.buckets(domain, length):
-            if start + length <= begin or start >= end:
-                continue
-            if complete_before is not None and start + length > complete_before:
-                continue
-            rows = store.rows(domain, start, start + length)
-            if rows:
-                yield build(rows, domain, start, start + length, meta)
+            if start + length > begin and start < end:
+                yield domain, start, start + length
+
+
+def reports(store: Store, meta: Metadata, begin: int, end: int) -> Iterator[Report]:
+    """Every report with rows in [begin, end): one per policy domain and interval."""
+    for domain, start, stop in intervals(store, begin, end):
+        rows = store.rows(domain, start, stop)
+        if rows:
+            yield build(rows, domain, start, stop, meta)
 
 
 @dataclass
@@ -52,30 +53,40 @@ class SendResult:
 
 def send_due(store: Store, section: ReportsSection, sender: Sender, resolver: Resolver,
              org_of: Callable[[str], str], now: int, host: str) -> SendResult:
-    """Send every due report not yet sent (by any host), then prune old rows."""
+    """Prune rows past keep_days, then send every report due and not yet sent (by any host).
+
+    An interval with no destination we may use (no mailto: rua=, or external ones that do not
+    accept the domain's reports) is marked "skipped" and not looked at again; one whose external
+    destination could not be verified now waits for the next run."""
     meta, _ = metadata(section)
     out = SendResult()
-    for report in reports(store, meta, 0, now, complete_before=now - DELAY):
-        if store.sent(report.domain, report.begin):
+    store.prune(now - section.keep_days * DAY)
+    for domain, begin, end in intervals(store, 0, now):
+        if end > now - DELAY or store.sent(domain, begin):
             continue
-        rows = store.rows(report.domain, report.begin, report.end)
+        rows = store.rows(domain, begin, end)
+        if not rows:
+            continue
+        report = build(rows, domain, begin, end, meta)
         dests, notes = destinations(rows[-1].rua)
-        dests, more, unsure = checked(resolver, report.domain, dests, org_of)
-        out.notes += [f"{report.domain}: {n}" for n in notes + more]
-        if not dests and not unsure:
-            continue  # no rua=, or none we may use: nothing will ever be sent for this interval
-        if not dests or not store.claim(report.domain, report.begin, report.end, report.report_id, host, now):
+        dests, more, unsure = checked(resolver, domain, dests, org_of)
+        out.notes += [f"{domain}: {n}" for n in notes + more]
+        if not dests and unsure:
+            continue
+        if not store.claim(domain, begin, end, report.report_id, host, now):
+            continue  # another host has it
+        if not dests:
+            store.mark_sent(domain, begin, now, state="skipped")
             continue
         try:
             lines = _deliver(report, meta, sender, dests)
         except (OSError, smtplib.SMTPException) as exc:
-            store.release(report.domain, report.begin)
+            store.release(domain, begin)
             out.failed += 1
-            out.notes.append(f"{report.domain}: cannot send {report.filename(meta.receiver)}: {exc}")
+            out.notes.append(f"{domain}: cannot send {report.filename(meta.receiver)}: {exc}")
             continue
-        store.mark_sent(report.domain, report.begin, now)
+        store.mark_sent(domain, begin, now)
         out.sent += lines
-    store.prune(now - section.keep_days * DAY)
     return out
 
 

@@ -99,9 +99,10 @@ class Store:
                 (domain, begin, end, report_id, host, now))
             return bool(cur.rowcount == 1)
 
-    def mark_sent(self, domain: str, begin: int, now: int) -> None:
-        self._execute("UPDATE dmarc_reports SET state = 'sent', updated = ? WHERE policy_domain = ?"
-                      " AND begin_time = ?", (now, domain, begin))
+    def mark_sent(self, domain: str, begin: int, now: int, state: str = "sent") -> None:
+        """Done with this report: "sent", or "skipped" (no destination it may go to)."""
+        self._execute("UPDATE dmarc_reports SET state = ?, updated = ? WHERE policy_domain = ?"
+                      " AND begin_time = ?", (state, now, domain, begin))
 
     def release(self, domain: str, begin: int) -> None:
         """Give a claim up (sending failed): the next run tries again."""
