@@ -6,6 +6,7 @@ import smtplib
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mailwarden.config.reports import ReportsSection
 from mailwarden.core.ports import Resolver
@@ -103,8 +104,12 @@ def _deliver(report: Report, meta: Metadata, sender: Sender, dests: list[Destina
             lines.append(f"{name} -> {dest.address}: too large ({len(data)} > {dest.limit}), notice sent")
             continue
         text = (f"This is an aggregate DMARC report (RFC 7489) from {meta.org_name} for {report.domain}:\r\n"
-                f"{report.count} messages from {report.begin} to {report.end - 1} (UTC seconds).\r\n")
+                f"{report.count} messages from {_utc(report.begin)} to {_utc(report.end)}.\r\n")
         sender.send(dest.address, sender.message(dest.address, subject, text,
                                                  (name, "application/gzip", data)))
         lines.append(f"{name} -> {dest.address}: {report.count} messages")
     return lines
+
+
+def _utc(when: int) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
