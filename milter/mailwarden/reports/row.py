@@ -47,6 +47,7 @@ class Row(NamedTuple):
 
 def row_from(tx: Transaction, outcome: Outcome, when: float) -> Row | None:
     """The row for an inbound message whose From domain publishes a DMARC record; None otherwise.
+    Values are plain str (results may be StrEnums: a store must not see the enum type).
 
     Nothing is recorded for a message that is temp-failed (it comes back and is recorded then)
     or whose client address is unknown (a report row needs one).
@@ -62,7 +63,7 @@ def row_from(tx: Transaction, outcome: Outcome, when: float) -> Row | None:
     sender = tx.envelope.sender
     rcpts = tx.envelope.rcpts
     if isinstance(spf, SpfResult):
-        spf_result, spf_domain = spf.result, spf.domain
+        spf_result, spf_domain = str(spf.result), spf.domain
         spf_scope = "helo" if spf.identity == "helo" else "mfrom"
     else:  # SPF not checked: the report still needs one SPF result
         spf_result, spf_domain, spf_scope = "none", _domain(sender) or tx.connection.helo, "mfrom"
@@ -76,10 +77,10 @@ def row_from(tx: Transaction, outcome: Outcome, when: float) -> Row | None:
         spf_result=spf_result,
         spf_domain=spf_domain,
         spf_scope=spf_scope,
-        dkim=tuple((r.domain, r.selector, r.result) for r in dkim),
-        dmarc_result=dmarc.result,
-        dkim_aligned=dmarc.dkim_aligned,
-        spf_aligned=dmarc.spf_aligned,
+        dkim=tuple((r.domain, r.selector, str(r.result)) for r in dkim),
+        dmarc_result=str(dmarc.result),
+        dkim_aligned=str(dmarc.dkim_aligned),
+        spf_aligned=str(dmarc.spf_aligned),
         p=rec.p,
         sp=rec.sp or rec.p,
         np=rec.np,
@@ -90,8 +91,8 @@ def row_from(tx: Transaction, outcome: Outcome, when: float) -> Row | None:
         rua=",".join(rec.rua),
         ruf=",".join(rec.ruf),
         ri=rec.ri,
-        disposition=dmarc.disposition if dmarc.disposition in ("quarantine", "reject") else "none",
-        override=dmarc.override,
+        disposition=str(dmarc.disposition) if dmarc.disposition in ("quarantine", "reject") else "none",
+        override=str(dmarc.override),
         override_reason=dmarc.reason if dmarc.override else "",
     )
 
