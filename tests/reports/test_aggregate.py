@@ -122,5 +122,5 @@ def test_override_reasons_map_to_rfc_types():
     xml = build([row(override="report_only"), row(override="testing"), row(override="new_kind")],
                 "sender.example", DAY0, DAY0 + 86400, META).xml.decode()
     assert "<type>local_policy</type>" in xml and "<comment>report mode</comment>" in xml
-    assert "<type>sampled_out</type>" in xml
-    assert "<type>other</type>" in xml and "<comment>new_kind</comment>" in xml
+    assert "<type>other</type>" in xml and "<comment>t=y: the domain owner is testing</comment>" in xml
+    assert "<comment>new_kind</comment>" in xml

@@ -4,7 +4,7 @@ zone; and the [reports] section's checks."""
 from __future__ import annotations
 
 import pytest
-from tests.dmarc.dmarcsupport import make_tx
+from tests.support.builders import transaction as make_tx
 
 from mailwarden.bootstrap import build_runtime
 from mailwarden.config import parse

@@ -17,24 +17,33 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from xml.etree import ElementTree as ET
 
+from mailwarden.dmarc.result import Override
 from mailwarden.reports.row import Row
 
 HOUR = 3600
 DAY = 86400
 _DIVISORS = (24, 12, 8, 6, 4, 3, 2, 1)
 
-# Our override names to RFC 7489's PolicyOverrideType, with a comment for the reader.
-OVERRIDES = {
-    "sampled_out": ("sampled_out", ""),
-    "testing": ("sampled_out", "t=y: the domain owner is testing"),
-    "report_only": ("local_policy", "report mode"),
-    "exempt_network": ("local_policy", "exempt client network"),
-    "exempt_sender_domain": ("local_policy", "exempt sender domain"),
-    "exempt_recipient": ("local_policy", "exempt recipient"),
-    "forwarded": ("forwarded", ""),
-    "trusted_arc": ("trusted_forwarder", "trusted ARC chain"),
-    "from_header": ("other", "not exactly one From address"),
+# What each override means, for the <comment> beside its RFC 7489 PolicyOverrideType.
+COMMENTS = {
+    "testing": "t=y: the domain owner is testing",
+    "report_only": "report mode",
+    "exempt_network": "exempt client network",
+    "exempt_sender_domain": "exempt sender domain",
+    "exempt_recipient": "exempt recipient",
+    "from_header": "not exactly one From address",
 }
+
+
+def override_reason(override: str) -> tuple[str, str] | None:
+    """(PolicyOverrideType, comment) of a recorded override; None for none. An override this
+    version does not know (recorded by a newer one) is "other", named in the comment."""
+    if not override:
+        return None
+    try:
+        return Override(override).report_type, COMMENTS.get(override, "")
+    except ValueError:
+        return "other", override
 
 
 def interval_length(ri: int) -> int:
@@ -103,8 +112,8 @@ def group(rows: Sequence[Row]) -> list[tuple[Group, int]]:
 
 
 def _group_of(row: Row) -> Group:
-    override = OVERRIDES.get(row.override, ("other", row.override)) if row.override else None
-    return Group(row.source_ip, row.disposition, row.dkim_aligned, row.spf_aligned, override,
+    return Group(row.source_ip, row.disposition, row.dkim_aligned, row.spf_aligned,
+                 override_reason(row.override),
                  row.from_domain, row.envelope_from, row.envelope_to, row.dkim,
                  (row.spf_domain, row.spf_scope, row.spf_result))
 

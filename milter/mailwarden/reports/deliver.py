@@ -112,23 +112,22 @@ class Sender:
 def dkim_signer(config: Config, resolver: Resolver) -> Callable[[bytes], bytes]:
     """Sign report mail with [dkim]'s own signing rules (as the milter signs outbound mail):
     unchanged when no rule signs for the From domain."""
-    from mailwarden.bootstrap import BuildEnv
+    from mailwarden.buildenv import BuildEnv
     from mailwarden.core.decisions import Outcome
     from mailwarden.core.edits import apply_edits
     from mailwarden.core.model import Body, Connection, Direction, Envelope, Message, Transaction
     from mailwarden.core.wire import parse_message
-    from mailwarden.dkim.build import sign_stages
+    from mailwarden.dkim.build import dkim_sign
 
-    stages = sign_stages(BuildEnv(config, resolver, "", None))
-    if not stages:
+    if not config.dkim.sign:
         return lambda data: data
+    stage = dkim_sign(BuildEnv(config, resolver, "", None))
 
     def sign(data: bytes) -> bytes:
         parsed = parse_message(data)
         tx = Transaction(Connection(), Envelope(), Message(parsed.headers, Body.from_bytes(parsed.body)),
                          Direction.OUTBOUND)
-        for stage in stages:
-            apply_edits(tx, stage.run(tx, Outcome()).edits)
+        apply_edits(tx, stage.run(tx, Outcome()).edits)
         return tx.message.to_bytes()
 
     return sign

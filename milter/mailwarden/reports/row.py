@@ -10,8 +10,8 @@ import email.utils
 import time
 from typing import NamedTuple
 
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, SPF_FACT, DkimResult, SpfResult
-from mailwarden.core.decisions import Action, Outcome
+from mailwarden.core.auth import DkimResults, SpfResult
+from mailwarden.core.decisions import Action, OutcomeView
 from mailwarden.core.model import Direction, Message, Transaction, strip_brackets
 from mailwarden.dmarc.result import DmarcResult
 
@@ -45,24 +45,24 @@ class Row(NamedTuple):
     override_reason: str = ""
 
 
-def row_from(tx: Transaction, outcome: Outcome, when: float) -> Row | None:
+def row_from(tx: Transaction, outcome: OutcomeView, when: float) -> Row | None:
     """The row for an inbound message whose From domain publishes a DMARC record; None otherwise.
     Values are plain str (results may be StrEnums: a store must not see the enum type).
 
     Nothing is recorded for a message that is temp-failed (it comes back and is recorded then)
     or whose client address is unknown (a report row needs one).
     """
-    dmarc = outcome.facts.get(DMARC_FACT)
-    if (tx.direction is not Direction.INBOUND or not isinstance(dmarc, DmarcResult)
-            or dmarc.record is None or outcome.verdict.action is Action.TEMPFAIL
-            or not tx.connection.client_ip):
+    dmarc = outcome.facts.get(DmarcResult)
+    if (tx.direction is not Direction.INBOUND or dmarc is None or dmarc.record is None
+            or outcome.verdict.action is Action.TEMPFAIL or not tx.connection.client_ip):
         return None
     rec = dmarc.record
-    spf = outcome.facts.get(SPF_FACT)
-    dkim = [r for r in outcome.facts.get(DKIM_FACT) or () if isinstance(r, DkimResult)]
+    spf = outcome.facts.get(SpfResult)
+    signatures = outcome.facts.get(DkimResults)
+    dkim = signatures.signatures if signatures is not None else ()
     sender = tx.envelope.sender
     rcpts = tx.envelope.rcpts
-    if isinstance(spf, SpfResult):
+    if spf is not None:
         spf_result, spf_domain = str(spf.result), spf.domain
         spf_scope = "helo" if spf.identity == "helo" else "mfrom"
     else:  # SPF not checked: the report still needs one SPF result
