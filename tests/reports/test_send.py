@@ -193,3 +193,17 @@ def test_the_shipped_timer_runs_a_valid_command():
     argv = line.partition("=")[2].split()[1:]
     args = build_parser().parse_args(argv)
     assert args.func.__name__ == "cmd_send" and args.config == "/etc/mailwarden/mailwarden.toml"
+
+
+def test_build_writes_the_intervals_between_begin_and_end(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    store = open_store(url)
+    store.insert([row(time=DAY0 + 10), row(time=DAY0 + 86400 + 10), row(time=DAY0 + 2 * 86400 + 10)], "h")
+    out = tmp_path / "out"
+    assert main(["reports", "build", "--store", url, "--out", str(out),
+                 "--begin", "2026-11-23", "--end", "2026-11-23T12:00:00"]) == 0
+    names = [p.name for p in out.iterdir()]
+    assert len(names) == 1 and f"!{DAY0 + 86400}!{DAY0 + 2 * 86400 - 1}!" in names[0]
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage error, status 2
+        main(["reports", "build", "--store", url, "--out", str(out), "--begin", "yesterday"])
+    assert exit_.value.code == 2

@@ -52,6 +52,8 @@ class ReportsSection:
             problems.append(("from_address", f"not an address: {self.from_address!r}"))
         if self.keep_days < 1:
             problems.append(("keep_days", "must be at least 1"))
+        if self.failure_reports and not self.store:
+            problems.append(("failure_reports", "needs a store: the hourly limit is counted there"))
         if self.failure_rate < 0:
             problems.append(("failure_rate", "must not be negative"))
         return problems
