@@ -27,6 +27,23 @@ def test_rows_round_trip_and_schema_version(tmp_path):
     assert conn.execute("SELECT count(*) FROM dmarc_rows").fetchone()[0] == 2
 
 
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path):
+    import multiprocessing
+
+    for attempt in range(10):  # a race: several tries to catch it
+        url = f"sqlite:///{tmp_path}/new{attempt}.db"
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(6) as pool:
+            assert pool.map(_open_and_count, [url] * 6) == [0] * 6
+        conn = sqlite3.connect(tmp_path / f"new{attempt}.db")
+        assert conn.execute("SELECT count(*) FROM mailwarden_schema").fetchone()[0] == 1
+
+
+def _open_and_count(url: str) -> int:
+    store = open_store(url)
+    return len(store.rows("x", 0, 1))
+
+
 def test_buckets_and_latest_interval(tmp_path):
     store = open_store(f"sqlite:///{tmp_path}/r.db")
     store.insert([row(time=DAY0 + 10, ri=86400), row(time=DAY0 + 3 * 3600 + 5, ri=3600),

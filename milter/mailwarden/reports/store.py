@@ -175,7 +175,7 @@ class Store:
                 cur.execute(self._sql("UPDATE mailwarden_schema SET version = ?"), latest)
 
     def _lock(self, cur: Any) -> None:
-        """Serialize migrations of hosts starting at once (PostgreSQL; SQLite locks the file)."""
+        """Serialize migrations of processes or hosts starting at once."""
 
 
 class _Transaction:
@@ -200,6 +200,11 @@ class _Transaction:
 
 class SqliteStore(Store):
     placeholder = "?"
+
+    def _lock(self, cur: Any) -> None:
+        # Python's sqlite3 runs DDL outside transactions: take the write lock first, or two workers
+        # opening a new file at once would both create the tables.
+        cur.execute("BEGIN IMMEDIATE")
 
 
 class PostgresStore(Store):
