@@ -62,8 +62,11 @@ def send_due(store: Store, section: ReportsSection, sender: Sender, resolver: Re
     meta, _ = metadata(section)
     out = SendResult()
     store.prune(now - section.keep_days * DAY)
+    marked: dict[str, set[int]] = {}
     for domain, begin, end in intervals(store, 0, now):
-        if end > now - DELAY or store.sent(domain, begin):
+        if domain not in marked:
+            marked[domain] = store.marked(domain)  # one query per domain, not per interval
+        if end > now - DELAY or begin in marked[domain]:
             continue
         rows = store.rows(domain, begin, end)
         if not rows:

@@ -109,6 +109,11 @@ class Store:
         self._execute("DELETE FROM dmarc_reports WHERE policy_domain = ? AND begin_time = ?"
                       " AND state = 'claimed'", (domain, begin))
 
+    def marked(self, domain: str) -> set[int]:
+        """The begin times of the domain's reports sent, skipped or being sent."""
+        return {int(r[0]) for r in self._all("SELECT begin_time FROM dmarc_reports WHERE policy_domain = ?",
+                                             (domain,))}
+
     def sent(self, domain: str, begin: int) -> bool:
         return bool(self._all("SELECT 1 FROM dmarc_reports WHERE policy_domain = ? AND begin_time = ?",
                               (domain, begin)))
