@@ -132,3 +132,27 @@ def test_full_queue_drops_at_once_instead_of_waiting(tmp_path):
     gate.set()
     rec.close()
     assert rec.written == 4
+
+
+def test_counting_in_the_database_equals_counting_in_memory(tmp_path):
+    """Differential: Store.grouped (SQL GROUP BY) against aggregate.group over the same random rows."""
+    import random
+
+    from test_aggregate import META, _random_row
+
+    from mailwarden.reports.aggregate import GROUP_KEY, group
+    from mailwarden.reports.schedule import build_from_store
+
+    for seed in range(5):
+        rnd = random.Random(seed)
+        # distinct times: the latest row, whose policy the report shows, is then one row
+        rows = [_random_row(rnd, i)._replace(time=DAY0 + 7 * i) for i in range(rnd.randrange(1, 300))]
+        rnd.shuffle(rows)
+        store = open_store(f"sqlite:///{tmp_path}/g{seed}.db")
+        store.insert(rows, "h")
+        grouped = store.grouped("sender.example", DAY0, DAY0 + 86400, GROUP_KEY)
+        assert dict(group([r for r, _ in grouped], [n for _, n in grouped])) == dict(group(rows))
+        report = build_from_store(store, META, "sender.example", DAY0, DAY0 + 86400)
+        assert report is not None and report.count == len(rows)
+        latest = max(rows, key=lambda r: r.time)
+        assert f"<p>{latest.p}</p>" in report.xml.decode()

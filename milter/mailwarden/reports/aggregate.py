@@ -105,10 +105,19 @@ class Group(NamedTuple):
     spf: tuple[str, str, str]  # domain, scope, result
 
 
-def group(rows: Sequence[Row]) -> list[tuple[Group, int]]:
+GROUP_KEY = ("source_ip", "disposition", "dkim_aligned", "spf_aligned", "override", "from_domain",
+             "envelope_from", "envelope_to", "dkim", "spf_domain", "spf_scope", "spf_result")
+"""The Row fields a Group is made of: the store counts rows by these (Store.grouped)."""
+
+
+def group(rows: Sequence[Row], counts: Sequence[int] | None = None) -> list[tuple[Group, int]]:
     """Rows with the same source IP, disposition, alignment, override, identifiers and DKIM/SPF
-    results counted together, in order of first appearance."""
-    return list(Counter(_group_of(r) for r in rows).items())
+    results counted together, in order of first appearance. `counts`: how many messages each
+    row stands for (1 each by default)."""
+    total: Counter[Group] = Counter()
+    for row, count in zip(rows, counts if counts is not None else [1] * len(rows), strict=True):
+        total[_group_of(row)] += count
+    return list(total.items())
 
 
 def _group_of(row: Row) -> Group:
@@ -118,10 +127,13 @@ def _group_of(row: Row) -> Group:
                  (row.spf_domain, row.spf_scope, row.spf_result))
 
 
-def build(rows: Sequence[Row], domain: str, begin: int, end: int, meta: Metadata) -> Report:
-    """The report of `rows` (all of one policy domain, begin <= time < end). The published
-    policy shown is the one in force at the latest row."""
-    latest = max(rows, key=lambda r: r.time)
+def build(rows: Sequence[Row], domain: str, begin: int, end: int, meta: Metadata,
+          counts: Sequence[int] | None = None, published: Row | None = None) -> Report:
+    """The report of `rows` (all of one policy domain, begin <= time < end), each standing for
+    `counts` messages (1 each by default). The published policy shown is `published`'s, by
+    default the latest row's."""
+    latest = published if published is not None else max(rows, key=lambda r: r.time)
+    groups = group(rows, counts)
     rid = report_id(meta.receiver, domain, begin)
     root = ET.Element("feedback")
     _text(root, "version", "1.0")
@@ -139,11 +151,11 @@ def build(rows: Sequence[Row], domain: str, begin: int, end: int, meta: Metadata
                         ("p", latest.p), ("sp", latest.sp or latest.p), ("pct", str(latest.pct)),
                         ("fo", latest.fo or "0")):
         _text(pp, name, value)
-    for key, count in group(rows):
+    for key, count in groups:
         _record(root, key, count)
     ET.indent(root)
     xml = b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
-    return Report(domain, begin, end, rid, xml, len(rows))
+    return Report(domain, begin, end, rid, xml, sum(n for _, n in groups))
 
 
 def _record(root: ET.Element, g: Group, count: int) -> None:

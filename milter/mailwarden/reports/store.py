@@ -85,6 +85,23 @@ class Store:
                           " AND time >= ? AND time < ? ORDER BY time", (domain, begin, end))
         return [_decode(r) for r in found]
 
+    def grouped(self, domain: str, begin: int, end: int, key: Sequence[str]) -> list[tuple[Row, int]]:
+        """The domain's rows in [begin, end) counted by the `key` fields, in the database: one
+        Row per distinct key (its other fields are the group's largest values) and its count."""
+        others = [c for c in COLUMNS if c not in key]
+        keys = ", ".join(key)
+        found = self._all(f"SELECT {keys}, {', '.join(f'MAX({c})' for c in others)}, COUNT(*) FROM dmarc_rows"
+                          f" WHERE policy_domain = ? AND time >= ? AND time < ? GROUP BY {keys}"
+                          " ORDER BY MIN(time)", (domain, begin, end))
+        order = [*key, *others]
+        return [(_decode([r[order.index(c)] for c in COLUMNS]), int(r[-1])) for r in found]
+
+    def latest(self, domain: str, begin: int, end: int) -> Row | None:
+        """The domain's last row in [begin, end)."""
+        found = self._all(f"SELECT {', '.join(COLUMNS)} FROM dmarc_rows WHERE policy_domain = ?"
+                          " AND time >= ? AND time < ? ORDER BY time DESC LIMIT 1", (domain, begin, end))
+        return _decode(found[0]) if found else None
+
     # -- sending, once -----------------------------------------------------------------------
 
     def claim(self, domain: str, begin: int, end: int, report_id: str, host: str, now: int) -> bool:
