@@ -83,3 +83,30 @@ def test_recorded_through_postfix_and_reports_mailed_through_it(
     assert main(["reports", "send", "--config", str(config), "--zone", str(zone), "--now", tomorrow]) == 0
     postfix.assert_no_delivery("dmarc@good.example", wait=1.0)
     postfix.assert_no_delivery("agg@reject.example", wait=0.1)
+
+
+def test_a_destination_refused_for_good_does_not_make_the_others_get_it_twice(
+        postfix, postfix_mailwarden, tmp_path: Path) -> None:
+    from reportsupport import DAY0, row
+
+    from mailwarden.config.reports import ReportsSection
+    from mailwarden.dmarc import psl
+    from mailwarden.reports.deliver import Sender
+    from mailwarden.reports.schedule import send_due
+    from mailwarden.resolver.static import StaticZone
+
+    ok, bad = unique_address(domain="two.example"), unique_address(domain="two.example")
+    store = open_store(f"sqlite:///{tmp_path}/r.db")
+    store.insert([row(policy_domain="two.example", rua=f"mailto:{ok},mailto:{bad}")], "h")
+    lst = psl.load()
+    sender = Sender("dmarc@rcv.example", f"127.0.0.1:{postfix.inbound}")
+    args = (ReportsSection(receiver="rcv.example"), sender, StaticZone.from_text(""),
+            lambda d: psl.org_domain(d, lst), DAY0 + 2 * 86400, "h")
+    with postfix.settings(smtpd_recipient_restrictions=f"check_recipient_access inline:{{ {bad}=REJECT }}, "
+                          "permit_mynetworks, reject"):
+        result = send_due(store, *args)
+    assert result.failed == 0 and len(result.sent) == 1, result
+    assert any(bad in n and ("550" in n or "554" in n) for n in result.notes), result.notes
+    postfix.wait_delivery(ok)
+    assert store.sent("two.example", DAY0)
+    assert send_due(store, *args).sent == []  # marked: `ok` does not get it a second time

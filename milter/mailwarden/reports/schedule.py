@@ -93,36 +93,55 @@ def send_due(store: Store, section: ReportsSection, sender: Sender, resolver: Re
         if not dests:
             store.mark_sent(domain, begin, now, state="skipped")
             continue
-        try:
-            lines = _deliver(report, meta, sender, dests)
-        except (OSError, smtplib.SMTPException) as exc:
+        lines, errors, retry = _deliver(report, meta, sender, dests)
+        out.sent += lines
+        out.notes += [f"{domain}: cannot send {report.filename(meta.receiver)}: {e}" for e in errors]
+        if retry:
             store.release(domain, begin)
             out.failed += 1
-            out.notes.append(f"{domain}: cannot send {report.filename(meta.receiver)}: {exc}")
-            continue
-        store.mark_sent(domain, begin, now)
-        out.sent += lines
+        else:
+            store.mark_sent(domain, begin, now)
     return out
 
 
-def _deliver(report: Report, meta: Metadata, sender: Sender, dests: list[Destination]) -> list[str]:
+def _deliver(report: Report, meta: Metadata, sender: Sender,
+             dests: list[Destination]) -> tuple[list[str], list[str], bool]:
+    """Mail the report to each destination: (lines sent, errors, whether to try again later).
+
+    Only when no destination took it and some failure was temporary is it tried again: once one
+    destination has it, a retry would send it to that one twice."""
     name = report.filename(meta.receiver)
     subject = report.subject(meta.receiver)
     data = report.gzipped()
-    lines = []
+    lines, errors, temporary = [], [], False
     for dest in dests:
         if dest.limit and len(data) > dest.limit:
             text = (f"The DMARC aggregate report {name} for {report.domain} is {len(data)} bytes, over "
                     f"the limit of {dest.limit} bytes in {dest.uri}, and was not sent.\r\n")
-            sender.send(dest.address, sender.message(dest.address, subject, text))
-            lines.append(f"{name} -> {dest.address}: too large ({len(data)} > {dest.limit}), notice sent")
+            message = sender.message(dest.address, subject, text)
+            done = f"{name} -> {dest.address}: too large ({len(data)} > {dest.limit}), notice sent"
+        else:
+            text = (f"This is an aggregate DMARC report (RFC 7489) from {meta.org_name} for "
+                    f"{report.domain}:\r\n{report.count} messages from {_utc(report.begin)} to "
+                    f"{_utc(report.end)}.\r\n")
+            message = sender.message(dest.address, subject, text, (name, "application/gzip", data))
+            done = f"{name} -> {dest.address}: {report.count} messages"
+        try:
+            sender.send(dest.address, message)
+        except (OSError, smtplib.SMTPException) as exc:
+            errors.append(f"{dest.address}: {exc}")
+            temporary = temporary or not _permanent(exc)
             continue
-        text = (f"This is an aggregate DMARC report (RFC 7489) from {meta.org_name} for {report.domain}:\r\n"
-                f"{report.count} messages from {_utc(report.begin)} to {_utc(report.end)}.\r\n")
-        sender.send(dest.address, sender.message(dest.address, subject, text,
-                                                 (name, "application/gzip", data)))
-        lines.append(f"{name} -> {dest.address}: {report.count} messages")
-    return lines
+        lines.append(done)
+    return lines, errors, temporary and not lines
+
+
+def _permanent(exc: Exception) -> bool:
+    """A 5xx from the relay: trying again would get the same answer."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(str(code).startswith("5") for code, _ in exc.recipients.values())
+    code = getattr(exc, "smtp_code", 0)
+    return isinstance(code, int) and 500 <= code < 600
 
 
 def _utc(when: int) -> str:
