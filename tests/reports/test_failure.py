@@ -103,3 +103,20 @@ def test_failure_reports_through_the_milter_limited_and_verified(mailwarden_fact
             assert out["report"]["delivery_result"] == "policy"
     finally:
         sink.stop()
+
+
+def test_the_mail_path_copies_no_more_messages_than_the_hourly_limit():
+    """Each worker stops building failure reports for a domain past failure_rate in the hour,
+    before copying the message (the store's shared count decides what is actually sent)."""
+    from mailwarden.config.reports import ReportsSection
+    from mailwarden.reports.failure import FailureSender
+    from mailwarden.reports.recorder import Recorder
+    from mailwarden.resolver.static import StaticZone
+
+    failures = FailureSender(ReportsSection(failure_reports=True, failure_rate=2),
+                             Sender("d@rcv.example", "127.0.0.1:25"), StaticZone.from_text(""), str)
+    rec = Recorder("sqlite:///nowhere", failures=failures)
+    failing = row(**FAIL)
+    assert [rec._failure_wanted(failing) for _ in range(4)] == [True, True, False, False]
+    assert rec._failure_wanted(failing._replace(time=failing.time + 3600))  # the next hour
+    assert rec._failure_wanted(failing._replace(policy_domain="other.example"))

@@ -29,6 +29,7 @@ from mailwarden.reports.store import Store, open_store
 LOG = logging.getLogger("mailwarden.reports")
 
 BATCH = 5000
+PENDING_FAILURES = 100  # failure reports waiting for the writer, at most (each may hold a message)
 GATHER = 1.0  # seconds the writer lets rows gather after the first: one insert a second, not one a row
 RETRY_OPEN = 10.0  # seconds between attempts to reach a store that failed
 LOG_EVERY = 60.0
@@ -41,7 +42,7 @@ def counters() -> dict[str, int]:
     total = {"reports_rows_written": 0, "reports_rows_dropped": 0, "reports_rows_queued": 0}
     for recorder in list(_LIVE):
         for key, value in recorder.counters().items():
-            total[key] += value
+            total[key] = total.get(key, 0) + value
     return total
 
 
@@ -73,6 +74,8 @@ class Recorder:
         self._closing = threading.Event()
         self.written = 0
         self.dropped = 0
+        self._failures_seen: dict[tuple[str, int], int] = {}
+        self._pending_failures = 0
         self._last_log = 0.0
         self._unlogged = 0
 
@@ -84,25 +87,46 @@ class Recorder:
             row = row_from(tx, outcome, time.time() if when is None else when)
             if row is not None:
                 self.record(row)
-                if self.failures is not None:
+                if self.failures is not None and self._failure_wanted(row):
                     case = failure_case(row, tx, outcome, self.failure_include)
-                    if case is not None:
-                        self.record(case)
+                    if case is not None and self.record(case):
+                        self._pending_failures += 1
         except Exception:  # reporting must never cost a message
             self._drop(1, "cannot record a row", exc_info=True)
 
-    def record(self, row: Row | FailureCase) -> None:
+    def _failure_wanted(self, row: Row) -> bool:
+        """A cheap limit before copying a message: this process's own count per domain and hour
+        (the store's count, shared by all, is the one that decides), and a bound on those waiting."""
+        if self.failures is None or self._pending_failures >= PENDING_FAILURES:
+            return False
+        key = (row.policy_domain, row.time // 3600)
+        seen = self._failures_seen.get(key, 0)
+        if seen >= self.failures.section.failure_rate:
+            return False
+        if len(self._failures_seen) > 10000:
+            self._failures_seen.clear()
+        self._failures_seen[key] = seen + 1
+        return True
+
+    def record(self, row: Row | FailureCase) -> bool:
+        """Queue a row (or a failure report); False when the queue was full and it was dropped."""
         if self._pid != os.getpid():
             self._start()
         try:
             self._queue.put(row, block=self.block)
         except queue.Full:
             self._drop(1, f"report queue full ({self.queue_size} rows)")
+            return False
+        return True
 
     def counters(self) -> dict[str, int]:
         """For metrics: rows written to the store, rows dropped, rows waiting (this process)."""
-        return {"reports_rows_written": self.written, "reports_rows_dropped": self.dropped,
-                "reports_rows_queued": self._queue.qsize()}
+        out = {"reports_rows_written": self.written, "reports_rows_dropped": self.dropped,
+               "reports_rows_queued": self._queue.qsize()}
+        if self.failures is not None:
+            out["reports_failure_sent"] = self.failures.sent
+            out["reports_failure_limited"] = self.failures.limited
+        return out
 
     # -- the writer --------------------------------------------------------------------------
 
@@ -141,6 +165,7 @@ class Recorder:
                 continue
             batch = [r for r in taken if isinstance(r, Row)]
             cases = [c for c in taken if isinstance(c, FailureCase)]
+            self._pending_failures -= len(cases)
             if store is None and time.monotonic() - failed_at >= RETRY_OPEN:
                 try:
                     store = self._opener(self.url)
