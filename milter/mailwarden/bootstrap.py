@@ -134,7 +134,7 @@ def build_runtime(
     rules_dir: Path | None = None,
     clock: Clock = time.time,
     rand: Random = random.random,
-    record: bool = False,
+    record: bool = True,
 ) -> Runtime:
     """Everything a message needs, checked now so a bad key or rule stops the start."""
     env = build_env(config, zones, rules_dir, clock, rand)

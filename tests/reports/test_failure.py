@@ -90,11 +90,11 @@ def test_failure_reports_through_the_milter_limited_and_verified(mailwarden_fact
         assert send(proc.spec, "ext.example") == "accept"
         reports = sink.wait("ruf@fail.example", count=2, timeout=30)
         deadline = time.monotonic() + 20
-        expected = ("over the limit of 2/hour", "does not accept reports for ext.example")
-        while not all(e in proc.log() for e in expected) and time.monotonic() < deadline:
+        # ext.example's message came last: once it is handled, the writers are done with the rest.
+        while "does not accept reports for ext.example" not in proc.log() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "over the limit of 2/hour" in proc.log()
         assert "does not accept reports for ext.example" in proc.log()
+        time.sleep(1.5)  # a writer still gathering rows (one second) would send within this
         assert len(sink.deliveries) == 2  # the limit held; nothing went to the unverified collector
         for d in reports:
             out = parsedmarc.parse_report_email(d.data, offline=True, always_use_local_files=True)
@@ -120,3 +120,13 @@ def test_the_mail_path_copies_no_more_messages_than_the_hourly_limit():
     assert [rec._failure_wanted(failing) for _ in range(4)] == [True, True, False, False]
     assert rec._failure_wanted(failing._replace(time=failing.time + 3600))  # the next hour
     assert rec._failure_wanted(failing._replace(policy_domain="other.example"))
+
+
+def test_the_hourly_limit_is_counted_in_the_store_for_every_worker_and_host(tmp_path):
+    from mailwarden.reports.store import open_store
+
+    url = f"sqlite:///{tmp_path}/r.db"
+    a, b = open_store(url), open_store(url)
+    counted = [store.count_failure("d.example", 100, 3) for store in (a, b, a, b)]
+    assert counted == [True, True, True, False]
+    assert a.count_failure("d.example", 101, 3) and b.count_failure("e.example", 100, 3)

@@ -6,11 +6,23 @@ from mailwarden.config import Config
 from mailwarden.core.ports import Resolver
 from mailwarden.reports.recorder import Recorder
 
+_RECORDERS: dict[tuple[object, ...], Recorder] = {}
+
 
 def build_recorder(config: Config, resolver: Resolver) -> Recorder | None:
+    """The recorder for [reports]; a runtime rebuilt with the same settings (a reload) gets the
+    same one, so its queue and writer thread carry on instead of piling up."""
     section = config.reports
     if not section.store:
         return None
+    key = (section, repr(config.dkim), config.dmarc.psl_file, config.dmarc.psl_private)
+    if key not in _RECORDERS:
+        _RECORDERS[key] = _new_recorder(config, resolver)
+    return _RECORDERS[key]
+
+
+def _new_recorder(config: Config, resolver: Resolver) -> Recorder:
+    section = config.reports
     failures = None
     if section.failure_reports:
         from mailwarden.dmarc import psl
