@@ -41,7 +41,7 @@ class Runtime:
     direction: DirectionPolicy
     pipeline: Pipeline
     authserv_id: str
-    recorder: Recorder | None = None  # DMARC report rows ([reports] store), when serving
+    recorder: Recorder | None = None  # DMARC report rows; None when [reports] store is empty
 
     def record(self, tx: Transaction, outcome: Outcome) -> None:
         """Queue the message's DMARC evaluation for reports; never slows or fails the message."""
@@ -134,14 +134,13 @@ def build_runtime(
     rules_dir: Path | None = None,
     clock: Clock = time.time,
     rand: Random = random.random,
-    record: bool = True,
 ) -> Runtime:
     """Everything a message needs, checked now so a bad key or rule stops the start."""
     env = build_env(config, zones, rules_dir, clock, rand)
     on_error = default_error_verdict if config.milter.on_error == "tempfail" else _accept_on_error
     pipeline = Pipeline(build_stages(env), on_error=on_error)
     direction = DirectionPolicy.build(config.policy.originating_daemons, config.policy.trusted_networks)
-    recorder = build_recorder(config, env.resolver) if record else None
+    recorder = build_recorder(config, env.resolver)  # starts nothing until the milter records
     return Runtime(config, env.resolver, direction, pipeline, env.authserv_id, recorder)
 
 

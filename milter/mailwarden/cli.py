@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.bootstrap import build_runtime
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir, record=True)
+    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
     socket_spec = args.socket or config.milter.socket
     LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
              " ".join(s.name for s in runtime.pipeline.stages))
