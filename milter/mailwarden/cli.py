@@ -97,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
     from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime
+    from mailwarden.reports.store import prepare as prepare_store
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
     socket_spec = args.socket or config.milter.socket
@@ -107,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  " ".join(s.name for s in runtime.pipeline.stages))
         # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
         user, group = args.user.partition(":")[::2] if args.user else (None, None)
+        prepare_store(config.reports.store, user or config.milter.user)  # before workers drop to it
         return serve(RuntimeHolder(runtime), socket_spec,
                      lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir),
                      user=user, group=group)

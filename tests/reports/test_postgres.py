@@ -18,7 +18,7 @@ from tests.support.postfix import SmtpSink
 
 from mailwarden.reports.store import open_store
 
-pytestmark = pytest.mark.skipif(bool(available()), reason=available() or "available")
+pytestmark = [pytest.mark.root, pytest.mark.skipif(bool(available()), reason=available() or "available")]
 
 CLIENT = "203.0.113.25"
 ZONE = f"""$TTL 300

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+import pytest
 from reportsupport import DAY0, row
 
 from mailwarden.reports.recorder import Recorder, counters
@@ -156,3 +157,42 @@ def test_counting_in_the_database_equals_counting_in_memory(tmp_path):
         assert report is not None and report.count == len(rows)
         latest = max(rows, key=lambda r: r.time)
         assert f"<p>{latest.p}</p>" in report.xml.decode()
+
+
+@pytest.mark.root
+def test_workers_that_drop_privileges_can_record(mailwarden_factory):
+    """serve starts as root and its workers drop to [milter] user: the store is created and
+    given to that user first, so the workers can write it (and SQLite's WAL files beside it)."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from tests.support.milterclient import MilterClient
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop to another user")
+    try:
+        user = pwd.getpwnam("mailwarden")
+    except KeyError:
+        pytest.skip("no user mailwarden (make run creates it)")
+    base = Path(tempfile.mkdtemp(prefix="mw-store-"))
+    base.chmod(0o755)
+    try:
+        url = f"sqlite:///{base}/new/reports.db"
+        zone = '$TTL 300\nsender.example. IN TXT "v=spf1 ip4:192.0.2.1 -all"\n' \
+               '_dmarc.sender.example. IN TXT "v=DMARC1; p=none; rua=mailto:d@sender.example"\n'
+        proc = mailwarden_factory(f'[reports]\nstore = "{url}"\n', zone_text=zone, user="mailwarden")
+        raw = b"From: a@sender.example\r\nTo: b@rcpt.test\r\nSubject: x\r\n\r\nhi\r\n"
+        with MilterClient.connect(proc.spec) as mc:
+            assert mc.send_message(raw, "<b@sender.example>", ("<b@rcpt.test>",),
+                                   connect={"addr": "192.0.2.1"}).verdict == "accept"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not open_store(url).rows("sender.example", 0, 2**40):
+            time.sleep(0.1)
+        assert len(open_store(url).rows("sender.example", 0, 2**40)) == 1, proc.log()
+        assert (base / "new").stat().st_uid == user.pw_uid
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

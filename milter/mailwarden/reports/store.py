@@ -13,14 +13,20 @@ next run tries again. A claim left by a host that died while sending expires aft
 from __future__ import annotations
 
 import json
+import logging
+import os
+import pwd
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mailwarden.config.reports import ReportsSection
 from mailwarden.errors import MailwardenError
 from mailwarden.reports.row import Row
 
+LOG = logging.getLogger("mailwarden.reports")
+OUR_DIR = Path(ReportsSection().store[len("sqlite://"):]).parent  # the default store's directory
 COLUMNS = Row._fields
 CLAIM_EXPIRES = 3600
 
@@ -251,6 +257,33 @@ def open_store(url: str) -> Store:
     except Exception as exc:  # sqlite3, psycopg and OS errors alike
         raise StoreError(f"report store {_safe(url)}: {exc}") from None
     return store
+
+
+def prepare(url: str, user: str) -> None:
+    """At `serve` start, as root, before the workers drop to `user`: create a SQLite store and
+    its schema, and give `user` the files it writes (and their directory, when made here), so
+    that the workers can record. Nothing for PostgreSQL, or when not root. Never raises: a store
+    that cannot be prepared is logged, and the workers drop and count their rows."""
+    if not url.startswith("sqlite://") or os.geteuid() != 0:
+        return
+    path = Path(url[len("sqlite://"):])
+    # The directory is given away only when it is ours: made here, or the default one.
+    ours = not path.parent.exists() or path.parent == OUR_DIR
+    try:
+        open_store(url).close()
+        if user in ("", "root"):
+            return
+        entry = pwd.getpwnam(user)
+        # SQLite creates the -wal and -shm files beside the database: the directory must be
+        # writable too.
+        for p in [path, Path(f"{path}-wal"), Path(f"{path}-shm")] + ([path.parent] if ours else []):
+            if p.exists():
+                os.chown(p, entry.pw_uid, entry.pw_gid)
+        if not ours and path.parent.stat().st_uid != entry.pw_uid:
+            LOG.warning("report store %s: its directory must be writable by %s (SQLite's WAL files)",
+                        _safe(url), user)
+    except (StoreError, KeyError, OSError) as exc:
+        LOG.warning("report store %s not prepared for user %s: %s", _safe(url), user, exc)
 
 
 def _sqlite(path: str) -> sqlite3.Connection:
