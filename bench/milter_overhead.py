@@ -90,8 +90,10 @@ def reports_overhead(args: argparse.Namespace) -> None:
             config = Path(tmp) / f"{name}.toml"
             config.write_text(f'[reports]\nstore = "{store}"\n')
             socks[name] = Path(tmp) / f"{name}.sock"
+            # --user root: the workers must be able to write the store in this private directory
             procs.append(start([str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket",
-                                f"unix:{socks[name]}", "--config", str(config), "--zone", str(zone)],
+                                f"unix:{socks[name]}", "--config", str(config), "--zone", str(zone),
+                                "--user", "root"],
                                socks[name], f"mailwarden serve (recording {name})"))
         try:
             rates: dict[str, list[float]] = {"off": [], "on": []}
