@@ -124,6 +124,8 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
             left = 0
             addr = ""
             for i in counter:
+                if stop.is_set():
+                    break
                 try:
                     if conn is None or left == 0:
                         if conn is not None:
@@ -165,13 +167,15 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
                                                  u.rss_kb, u.threads, u.fds))
 
         started = time.monotonic()
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(concurrency)]
+        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(concurrency)]
         watch = threading.Thread(target=sampler, daemon=True)
         watch.start()
         for t in threads:
             t.start()
         for t in threads:
-            t.join()
+            # More than 1,000 errors: the server is gone; stop rather than spin.
+            while t.is_alive() and len(result.errors) <= 1000:
+                t.join(1.0)
         result.seconds = time.monotonic() - started
     finally:
         stop.set()

@@ -113,14 +113,20 @@ def test_a_stage_that_raises(postfix: PostfixInstance, served: Callable[..., Fau
     good_still_delivered(postfix)
 
 
-def test_a_stage_slower_than_postfix_milter_timeouts(postfix: PostfixInstance,
-                                                     served: Callable[..., FaultServe]) -> None:
-    served(zone_text=ZONE)
-    with postfix.settings(milter_content_timeout="2s", milter_command_timeout="2s"):
+def test_a_stage_slower_than_postfix_milter_timeouts(
+    postfix_factory: Callable[..., PostfixInstance], tmp_path: Path
+) -> None:
+    # Its own Postfix: a reload of the shared one leaves old smtpd processes serving a while.
+    postfix = postfix_factory(main={"milter_content_timeout": "2s", "milter_command_timeout": "2s"})
+    proc = FaultServe(postfix.alt_milter_path, tmp_path, zone_text=ZONE)
+    try:
+        proc.start()
         sent = send(postfix, postfix.alt, "slow", from_domain="good.test", tries=2)
         assert exactly_once_or_refused(postfix, sent) == "refused"
         assert all(400 <= a.code < 500 for a in sent.attempts), [str(a) for a in sent.attempts]
         good_still_delivered(postfix)
+    finally:
+        proc.close()
 
 
 def test_a_worker_killed_mid_message(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:
