@@ -31,7 +31,7 @@ for p in (ROOT, ROOT / "milter"):
         sys.path.insert(0, str(p))
 
 from tests.dmarc.loopdns import LoopbackDns  # noqa: E402
-from tests.reliability.procs import children, usage  # noqa: E402
+from tests.reliability.procs import Usage, children, usage  # noqa: E402
 from tests.reliability.serve import LiveDnsMailwarden  # noqa: E402
 from tests.support.milterclient import MilterClient  # noqa: E402
 
@@ -62,6 +62,9 @@ class Result:
     samples: list[Sample] = field(default_factory=list)
     workers_replaced: bool = False
     seconds: float = 0.0
+    quiet_before: dict[int, Usage] = field(default_factory=dict)
+    """Each worker at rest (no connection open) after the warm-up, and at the end."""
+    quiet_after: dict[int, Usage] = field(default_factory=dict)
 
     def growth(self) -> dict[tuple[int, str], float]:
         """Per worker and metric: the last quarter of the samples after warm-up against the first
@@ -85,6 +88,16 @@ class Result:
         return not self.errors and not self.workers_replaced and all(
             g <= max(GROWTH, self._one(pid, m)) for (pid, m), g in self.growth().items())
 
+    def back_at_rest(self) -> bool:
+        """At rest after the run, every worker holds no more descriptors or threads than at rest
+        after the warm-up, and its RSS is within 5%: nothing the messages used stayed behind."""
+        return not self.errors and not self.workers_replaced and all(
+            pid in self.quiet_after
+            and self.quiet_after[pid].fds <= before.fds
+            and self.quiet_after[pid].threads <= before.threads
+            and self.quiet_after[pid].rss_kb <= before.rss_kb * (1 + GROWTH)
+            for pid, before in self.quiet_before.items())
+
     def _one(self, pid: int, metric: str) -> float:
         """One thread or descriptor more, as a fraction: the jitter of small counts."""
         if metric == "rss_kb":
@@ -96,7 +109,8 @@ class Result:
         rate = self.messages / max(self.seconds, 1e-9)
         grown = ", ".join(f"{pid}/{m} {g:+.1%}" for (pid, m), g in self.growth().items())
         return (f"{self.messages} messages in {self.seconds:.0f}s ({rate:.0f}/s), {len(self.errors)} errors,"
-                f" workers replaced: {self.workers_replaced}; growth after warm-up: {grown}")
+                f" workers replaced: {self.workers_replaced}; growth after warm-up: {grown};"
+                f" at rest before {self.quiet_before}, after {self.quiet_after}")
 
 
 def message(i: int, domain: str) -> bytes:
@@ -104,13 +118,20 @@ def message(i: int, domain: str) -> bytes:
             f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n" + "soak body line\r\n" * (i % 40 + 1)).encode()
 
 
-def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 17) -> Result:
+def at_rest(workers: list[int]) -> dict[int, Usage]:
+    """Each worker's usage once every connection has closed (libmilter notices within a moment)."""
+    time.sleep(1.0)
+    return {pid: usage(pid) for pid in workers}
+
+
+def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 17,
+         warmup: int = 10_000) -> Result:
     dns = LoopbackDns(StaticZone.from_text(ZONE))
     config = f'[dns]\nnameservers = ["{dns.address}"]\n[hopcount]\nlimit = 0\n'
     served = LiveDnsMailwarden(config=config)
     result = Result()
     lock = threading.Lock()
-    counter = iter(range(messages))
+    counter = iter(range(warmup))
     stop = threading.Event()
     try:
         served.start()
@@ -166,17 +187,25 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
                     result.samples.append(Sample(time.monotonic() - started, result.messages, pid,
                                                  u.rss_kb, u.threads, u.fds))
 
+        def run() -> None:
+            threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(concurrency)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                # More than 1,000 errors: the server is gone; stop rather than spin.
+                while t.is_alive() and len(result.errors) <= 1000:
+                    t.join(1.0)
+
+        run()  # warm-up: caches, libmilter's thread pool, the allocator's arenas
+        result.quiet_before = at_rest(workers)
+        result.messages = 0
+        counter = iter(range(warmup, warmup + messages))
         started = time.monotonic()
-        threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(concurrency)]
         watch = threading.Thread(target=sampler, daemon=True)
         watch.start()
-        for t in threads:
-            t.start()
-        for t in threads:
-            # More than 1,000 errors: the server is gone; stop rather than spin.
-            while t.is_alive() and len(result.errors) <= 1000:
-                t.join(1.0)
+        run()
         result.seconds = time.monotonic() - started
+        result.quiet_after = at_rest(workers)
     finally:
         stop.set()
         served.close()
@@ -199,7 +228,7 @@ def main() -> int:
     print(result.summary())
     for e in result.errors[:10]:
         print("error:", e)
-    return 0 if result.flat() else 1
+    return 0 if result.flat() and result.back_at_rest() else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The soak's CI variant (bench/soak.py): 20,000 messages at c=32, inbound and outbound, new and
-reused connections, live resolver against a loopback DNS server; every worker's RSS, threads and
-descriptors flat after warm-up, no error, no worker replaced."""
+reused connections, live resolver against a loopback DNS server, after 10,000 to warm up: at rest
+afterwards, every worker holds no more threads or descriptors than at rest after the warm-up and
+its RSS is within 5%; no error, no worker replaced. (The curves of a long run: bench/soak.py.)"""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ import soak  # noqa: E402
 
 
 def test_twenty_thousand_messages_leave_the_workers_flat() -> None:
-    result = soak.soak(20_000, concurrency=32, every=0.25)
+    result = soak.soak(20_000, concurrency=32, every=0.25, warmup=10_000)
     assert result.messages == 20_000, result.errors[:5]
     assert len({s.pid for s in result.samples}) >= 1
-    assert result.flat(), result.summary()
+    assert result.back_at_rest(), result.summary()
 
 
 def test_flatness_sees_growth() -> None:
-    """The check itself: an RSS that keeps growing, or one descriptor leaked per sample, fails."""
+    """The long run's check itself: an RSS that keeps growing, or a descriptor leaked per sample,
+    fails."""
     def samples(rss: list[int], fds: list[int]) -> soak.Result:
         pairs = enumerate(zip(rss, fds, strict=True))
         return soak.Result(samples=[soak.Sample(i, i, 1, r, 20, f) for i, (r, f) in pairs])
