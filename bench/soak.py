@@ -90,13 +90,16 @@ class Result:
 
     def back_at_rest(self) -> bool:
         """At rest after the run, every worker holds no more descriptors or threads than at rest
-        after the warm-up, and its RSS is within 5%: nothing the messages used stayed behind."""
+        after the warm-up: no connection's thread or descriptor stayed behind. (RSS at rest keeps
+        rising for the first ~130,000 messages, to a plateau: see bench/SOAK.md.)"""
         return not self.errors and not self.workers_replaced and all(
             pid in self.quiet_after
             and self.quiet_after[pid].fds <= before.fds
             and self.quiet_after[pid].threads <= before.threads
-            and self.quiet_after[pid].rss_kb <= before.rss_kb * (1 + GROWTH)
             for pid, before in self.quiet_before.items())
+
+    def rss_flat(self) -> bool:
+        return all(g <= GROWTH for (_, metric), g in self.growth().items() if metric == "rss_kb")
 
     def _one(self, pid: int, metric: str) -> float:
         """One thread or descriptor more, as a fraction: the jitter of small counts."""
