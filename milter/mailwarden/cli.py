@@ -1,21 +1,55 @@
-"""The `mailwarden` command: serve, dry-run, check-config, and the features' subcommands."""
+"""The `mailwarden` command: serve, dry-run, check-config, and the features' subcommands.
+
+Every failure is one line on stderr, `mailwarden: ...`, and an exit status from EXIT_STATUSES; a
+Python traceback is a bug.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+import textwrap
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailwarden import __version__
 from mailwarden.config import Config, load
-from mailwarden.errors import ConfigError, MailwardenError
+from mailwarden.errors import CommandFailed, ConfigError, MailwardenError
 
 if TYPE_CHECKING:
     from mailwarden.bootstrap import Runtime
 
 LOG = logging.getLogger("mailwarden")
+
+# Shown by --help and in README.md (a test keeps them equal).
+EXIT_STATUSES = (
+    (0, "success (check-keys: every key published; dry-run: every message processed)"),
+    (1, "the command ran and failed: a message or file it had to read or write, a socket it had "
+        "to open, a key not published, a bad rule"),
+    (2, "usage or configuration error: bad arguments, a config, zone, key or rule pack that "
+        "cannot be read or is invalid"),
+    (130, "interrupted (SIGINT)"),
+)
+
+
+def exit_status_text() -> str:
+    """The exit statuses as --help shows them (and README.md, under "Exit status")."""
+    lines = ["exit status:"]
+    for code, text in EXIT_STATUSES:
+        lines += textwrap.wrap(text, 96, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7)
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line: `mailwarden: COMMAND: problem (see --help)`."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        command = self.prog.removeprefix("mailwarden").strip()
+        self.exit(2, f"mailwarden: {command + ': ' if command else ''}{message} (see --help)\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -28,7 +62,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailwarden", description=__doc__)
+    parser = _Parser(
+        prog="mailwarden", description=__doc__.split("\n\n")[0], epilog=exit_status_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"mailwarden {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -68,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailwarden.rules.cli import register as rules_register
 
     for register in (rules_register, dkim_register, dmarc_register):
-        register(sub)
+        register(typing.cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))
     return parser
 
 
@@ -76,25 +113,52 @@ def _runtime(args: argparse.Namespace) -> tuple[Config, Runtime]:
     from mailwarden.bootstrap import build_runtime
 
     config = load(args.config)
-    rules_dir = Path(args.rules_dir) if getattr(args, "rules_dir", None) else None
-    return config, build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+    return config, build_runtime(config, zones=args.zone, rules_dir=_rules_dir(args))
+
+
+def _rules_dir(args: argparse.Namespace) -> Path | None:
+    if not args.rules_dir:
+        return None
+    path = Path(args.rules_dir)
+    if not path.is_dir():
+        raise MailwardenError(f"--rules-dir {path}: not a directory")
+    return path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden import logsetup
 
     config = load(args.config)
+    socket_spec = _socket_spec(args.socket, config)
     logsetup.setup(config.milter.log_level)
     from mailwarden.adapters.pymilter import RuntimeHolder, serve
     from mailwarden.bootstrap import build_runtime
 
-    rules_dir = Path(args.rules_dir) if args.rules_dir else None
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
-    socket_spec = args.socket or config.milter.socket
+    runtime = build_runtime(config, zones=args.zone, rules_dir=_rules_dir(args))
     LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
              " ".join(s.name for s in runtime.pipeline.stages))
-    serve(RuntimeHolder(runtime), socket_spec)
+    try:
+        serve(RuntimeHolder(runtime), socket_spec)
+    except MailwardenError:
+        raise
+    except Exception as exc:  # libmilter says only "cannot opensocket": add what we know
+        raise CommandFailed(f"serve on {socket_spec}: {_describe(exc)}") from None
     return 0
+
+
+def _socket_spec(flag: str | None, config: Config) -> str:
+    """The socket to serve on, checked: a usage error for --socket, a config error otherwise."""
+    from mailwarden.socketspec import problem
+
+    if flag is not None:
+        bad = problem(flag)
+        if bad:
+            raise MailwardenError(f"--socket {bad}")
+        return flag
+    bad = problem(config.milter.socket)
+    if bad:
+        raise ConfigError([f"{config.source}: milter.socket: {bad}"])
+    return config.milter.socket
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:
@@ -102,6 +166,8 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     from mailwarden.adapters.dryrun import EnvelopeFlags, run
 
     _, runtime = _runtime(args)
+    if args.write is not None:
+        _make_dir(args.write, "--write")
     logsetup.setup("warning")
     flags = EnvelopeFlags(
         client_ip=args.client_ip, client_name=args.client_name, helo=args.helo, mail_from=args.mail_from,
@@ -109,6 +175,17 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         queue_id=args.queue_id,
     )
     return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)
+
+
+def _make_dir(path: Path, what: str) -> None:
+    """Create the output directory `path` (and parents) or fail with the reason."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".mailwarden-write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise CommandFailed(f"{what} {path}: cannot write there: {exc.strerror}") from None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -132,13 +209,36 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"mailwarden: {problem}", file=sys.stderr)
+            _say(problem)
         return 2
+    except CommandFailed as exc:
+        _say(str(exc))
+        return 1
     except MailwardenError as exc:
-        print(f"mailwarden: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mailwarden dry-run ... | head`: the reader left, nothing to say
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # a bug, or a failure no command foresaw: still one line
+        _say(_describe(exc))
+        return 1
+
+
+def _say(line: str) -> None:
+    print(f"mailwarden: {line}", file=sys.stderr)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an unforeseen exception: the OS's words for an OSError, else type and text."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":
