@@ -130,7 +130,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load(args.config)
     socket_spec = _socket_spec(args.socket, config)
-    logsetup.setup(config.milter.log_level)
+    logsetup.setup(config.milter.log_level, section=config.log)
     from mailwarden.adapters.pymilter import RuntimeHolder, serve
     from mailwarden.bootstrap import build_runtime
 
@@ -229,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _say(line: str) -> None:
+    from mailwarden import logsetup
+
     print(f"mailwarden: {line}", file=sys.stderr)
+    if logsetup.to_syslog():  # serve started by something that keeps no stderr: say it there too
+        LOG.critical("%s", line)
 
 
 def _describe(exc: BaseException) -> str:

@@ -27,6 +27,8 @@ FILES = {
     "workers.toml": "[milter]\nworkers = 0\n",
     "timeout.toml": "[dns]\ntimeout = -1\n",
     "keys.toml": "[dkim.keys.k]\ndomain = \"example.com\"\nselector = \"s\"\nkey_file = \"absent.key\"\n",
+    "syslog.toml": "[log]\ntarget = \"syslog\"\nsyslog_socket = \"/nonexistent/log.sock\"\n",
+    "facility.toml": "[log]\nfacility = \"mial\"\n",
     "zone-garbage.zone": "this is not a zone\n",
     "zone-bad-txt.zone": "x.example. 300 IN TXT \"unterminated\n",
     "zone-bad-ttl.zone": "x.example. notattl IN A 192.0.2.1\n",
@@ -61,6 +63,8 @@ CASES: list[tuple[str, int, str]] = [
     ("serve -c DIR/bad.toml", 2, "TOML syntax"),
     ("serve -c DIR/workers.toml --socket unix:/tmp/x.sock", 2, "milter.workers"),
     ("serve --zone DIR/zone-garbage.zone --socket unix:/tmp/x.sock", 2, "dns.zones"),
+    ("serve -c DIR/syslog.toml --socket unix:/tmp/x.sock", 1, "syslog_socket"),
+    ("serve -c DIR/facility.toml --socket unix:/tmp/x.sock", 2, "log.facility"),
     ("serve --rules-dir DIR/missing.zone --socket unix:/tmp/x.sock", 2, "rules-dir"),
     # check-config
     ("check-config -c DIR/missing.toml", 2, "cannot read"),

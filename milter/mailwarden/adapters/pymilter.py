@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from mailwarden.adapters.balance import Balance
-from mailwarden.adapters.summary import summary_line
+from mailwarden.adapters.summary import log_outcome
 from mailwarden.adapters.workers import pin_to_cpu, supervise, worker_count
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
@@ -354,15 +354,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 self.chgfrom(_bracket(addr), params or None)
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
-        if LOG.isEnabledFor(logging.INFO):
-            LOG.info("%s", summary_line(tx, outcome, time.perf_counter() - self._started))
-        for line in outcome.log:
-            LOG.info("%s", line)
-        for error in outcome.errors:
-            LOG.warning("%s: %s", self._qid(), error)
-        if LOG.isEnabledFor(logging.DEBUG):
-            for note in outcome.notes:
-                LOG.debug("%s: %s", self._qid(), note)
+        log_outcome(LOG, tx, outcome, time.perf_counter() - self._started)
 
     def _qid(self) -> str:
         tx = self._tx
