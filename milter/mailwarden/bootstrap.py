@@ -47,9 +47,11 @@ SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
 
 
 def default_rules_dir() -> Path | None:
-    """rules/ beside milter/ in a checkout, else /etc/mailwarden/rules; None when neither exists."""
-    for candidate in (Path(__file__).resolve().parents[2] / "rules", SYSTEM_RULES_DIR):
-        if candidate.is_dir():
+    """rules/ of a checkout, else /etc/mailwarden/rules, else the packs the wheel carries."""
+    from mailwarden import packaged
+
+    for candidate in (packaged.in_checkout("rules"), SYSTEM_RULES_DIR, packaged.in_wheel("rules")):
+        if candidate is not None and candidate.is_dir():
             return candidate
     return None
 

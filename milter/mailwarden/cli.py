@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
     check.set_defaults(func=cmd_check_config)
 
+    init = sub.add_parser(
+        "init", help="lay out /etc/mailwarden and the systemd unit, overwriting nothing",
+        description="Writes /etc/mailwarden/mailwarden.toml (the annotated example), rules/ (the "
+        "packaged rule packs), keys/ (mode 0700) and /etc/systemd/system/mailwarden.service "
+        "(starting this installation's mailwarden); keeps every file that exists.",
+    )
+    init.add_argument("--prefix", type=Path, default=Path("/"), metavar="DIR",
+                      help="staging root to lay out under (default /); the files still name /etc")
+    init.set_defaults(func=cmd_init)
+
     example = sub.add_parser("config-example", help="print the annotated configuration with every default")
     example.set_defaults(func=cmd_config_example)
 
@@ -132,11 +142,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     socket_spec = _socket_spec(args.socket, config)
     logsetup.setup(config.milter.log_level, section=config.log)
     from mailwarden.adapters.pymilter import RuntimeHolder, serve
-    from mailwarden.bootstrap import build_runtime
+    from mailwarden.adapters.workers import worker_count
+    from mailwarden.bootstrap import build_runtime, default_rules_dir
+    from mailwarden.startline import rules_source, startup_line
 
-    runtime = build_runtime(config, zones=args.zone, rules_dir=_rules_dir(args))
-    LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
-             " ".join(s.name for s in runtime.pipeline.stages))
+    rules_dir = _rules_dir(args) or default_rules_dir()
+    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+    LOG.info("%s", startup_line(config, runtime, rules_dir, args.zone, worker_count(config.milter.workers)))
+    if rules_source(config, rules_dir) == "none":
+        LOG.warning("no rule packs: outbound privacy stripping is off (see [rules] and --rules-dir)")
     try:
         serve(RuntimeHolder(runtime), socket_spec)
     except MailwardenError:
@@ -192,6 +206,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, runtime = _runtime(args)
     stages = runtime.pipeline.stages
     print(f"{config.source}: OK ({len(stages)} stages: {' '.join(s.name for s in stages)})")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mailwarden.layout import lay_out
+
+    for what, path in lay_out(args.prefix):
+        print(f"{what:5} {path}{'/' if path.is_dir() else ''}")
     return 0
 
 

@@ -102,6 +102,9 @@ CASES: list[tuple[str, int, str]] = [
     ("keygen --domain example.com --selector s --algorithm dsa", 2, "invalid choice"),
     ("keygen --domain example.com --selector s --algorithm ed25519 --out DIR/notadir/keys", 1, "--out"),
     ("keygen --domain example.com --selector s --algorithm ed25519 --out DIR/missing.zone/keys", 1, "--out"),
+    # init
+    ("init --prefix /proc/no/such", 1, "init:"),
+    ("init --prefix", 2, "expected one argument"),
     # check-keys, dmarc-lookup, psl-refresh
     ("check-keys -c DIR/missing.toml", 2, "cannot read"),
     ("check-keys -c DIR/keys.toml", 2, "absent.key"),
