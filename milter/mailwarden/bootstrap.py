@@ -57,10 +57,12 @@ def default_rules_dir() -> Path | None:
 
 
 def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
+    from mailwarden.metrics import counted
+
     all_zones = (*config.dns.zones, *zones)
     if all_zones:
-        return StaticZone.from_files(all_zones)
-    return LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size)
+        return counted(StaticZone.from_files(all_zones))
+    return counted(LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size))
 
 
 def build_stages(env: BuildEnv) -> list[Stage]:

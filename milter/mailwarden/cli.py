@@ -141,22 +141,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load(args.config)
     socket_spec = _socket_spec(args.socket, config)
     logsetup.setup(config.milter.log_level, section=config.log)
+    from mailwarden import metrics
     from mailwarden.adapters.pymilter import RuntimeHolder, serve
     from mailwarden.adapters.workers import worker_count
     from mailwarden.bootstrap import build_runtime, default_rules_dir
     from mailwarden.startline import rules_source, startup_line
 
+    if config.metrics.listen:  # before anything counts: the resolver is wrapped when built
+        metrics.enable(frozenset(k.domain.lower().rstrip(".") for k in config.dkim.keys.values()))
     rules_dir = _rules_dir(args) or default_rules_dir()
     runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
     LOG.info("%s", startup_line(config, runtime, rules_dir, args.zone, worker_count(config.milter.workers)))
     if rules_source(config, rules_dir) == "none":
         LOG.warning("no rule packs: outbound privacy stripping is off (see [rules] and --rules-dir)")
     try:
+        if config.metrics.listen:
+            from mailwarden.config.metrics import split_listen
+
+            address, port = split_listen(config.metrics.listen)
+            metrics.serve(address, port)
+            LOG.info("metrics on http://%s/metrics", f"[{address}]:{port}" if ":" in address
+                     else f"{address}:{port}")
         serve(RuntimeHolder(runtime), socket_spec)
     except MailwardenError:
         raise
     except Exception as exc:  # libmilter says only "cannot opensocket": add what we know
         raise CommandFailed(f"serve on {socket_spec}: {_describe(exc)}") from None
+    finally:
+        metrics.close()
     return 0
 
 

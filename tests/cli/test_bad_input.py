@@ -29,6 +29,8 @@ FILES = {
     "keys.toml": "[dkim.keys.k]\ndomain = \"example.com\"\nselector = \"s\"\nkey_file = \"absent.key\"\n",
     "syslog.toml": "[log]\ntarget = \"syslog\"\nsyslog_socket = \"/nonexistent/log.sock\"\n",
     "facility.toml": "[log]\nfacility = \"mial\"\n",
+    "metrics-bad.toml": "[metrics]\nlisten = \"localhost:http\"\n",
+    "metrics-addr.toml": "[metrics]\nlisten = \"192.0.2.1:9797\"\n",  # not an address of ours: bind fails
     "zone-garbage.zone": "this is not a zone\n",
     "zone-bad-txt.zone": "x.example. 300 IN TXT \"unterminated\n",
     "zone-bad-ttl.zone": "x.example. notattl IN A 192.0.2.1\n",
@@ -65,6 +67,8 @@ CASES: list[tuple[str, int, str]] = [
     ("serve --zone DIR/zone-garbage.zone --socket unix:/tmp/x.sock", 2, "dns.zones"),
     ("serve -c DIR/syslog.toml --socket unix:/tmp/x.sock", 1, "syslog_socket"),
     ("serve -c DIR/facility.toml --socket unix:/tmp/x.sock", 2, "log.facility"),
+    ("serve -c DIR/metrics-bad.toml --socket unix:/tmp/x.sock", 2, "metrics.listen"),
+    ("serve -c DIR/metrics-addr.toml --socket unix:DIR/m.sock", 1, "[metrics] listen"),
     ("serve --rules-dir DIR/missing.zone --socket unix:/tmp/x.sock", 2, "rules-dir"),
     # check-config
     ("check-config -c DIR/missing.toml", 2, "cannot read"),

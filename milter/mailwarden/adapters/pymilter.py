@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         f"{exc}"
     ) from exc
 
+from mailwarden import metrics
 from mailwarden.adapters.balance import Balance
 from mailwarden.adapters.summary import log_outcome
 from mailwarden.adapters.workers import pin_to_cpu, supervise, worker_count
@@ -132,6 +133,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._balance = balance
         if balance is not None:
             balance.opened()
+        metrics.connection(+1)
         self._runtime: Runtime = holder.current
         self._client_ip = ""
         self._client_port = 0
@@ -296,6 +298,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         balance, self._balance = self._balance, None
         if balance is not None:
             balance.closed()
+        metrics.connection(-1)
         self._reset()
         return CONTINUE
 
@@ -355,6 +358,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
         log_outcome(LOG, tx, outcome, time.perf_counter() - self._started)
+        metrics.observe(tx, outcome)
 
     def _qid(self) -> str:
         tx = self._tx

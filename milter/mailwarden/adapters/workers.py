@@ -21,6 +21,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from mailwarden import metrics
+
 LOG = logging.getLogger("mailwarden.workers")
 
 MAX_AUTO = 8
@@ -102,6 +104,7 @@ def supervise(
                 _signal_all(workers, signal.SIGINT if info.si_signo == signal.SIGINT else signal.SIGTERM)
             for pid, (started, slot), status in _reap(workers):
                 vacate(slot)
+                metrics.worker_gone(pid, replaced=not stopping)
                 if stopping:
                     if status != 0:  # stopping is a clean exit; anything else is worth a look
                         LOG.warning("worker %d %s while stopping", pid, _describe(status))

@@ -11,6 +11,7 @@ from mailwarden.config.dkim import DkimSection
 from mailwarden.config.dmarc import AuthresSection, DmarcSection, SpfSection
 from mailwarden.config.loader import build
 from mailwarden.config.log import LogSection
+from mailwarden.config.metrics import MetricsSection
 from mailwarden.config.rules import RulesSection
 from mailwarden.errors import ConfigError
 
@@ -27,6 +28,7 @@ class Config:
     dmarc: DmarcSection = field(default_factory=DmarcSection)
     authres: AuthresSection = field(default_factory=AuthresSection)
     log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: str = field(default="(embedded defaults)", metadata={"internal": True})
 
 
