@@ -166,7 +166,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except MailwardenError:
         raise
     except Exception as exc:  # libmilter says only "cannot opensocket": add what we know
-        raise CommandFailed(f"serve on {socket_spec}: {_describe(exc)}") from None
+        from mailwarden.socketspec import bind_problem
+
+        why = bind_problem(socket_spec) or _describe(exc)
+        raise CommandFailed(f"serve on {socket_spec}: {why}") from None
     finally:
         metrics.close()
     return 0

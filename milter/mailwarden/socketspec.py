@@ -47,3 +47,21 @@ def _is_host(host: str, kind: str) -> bool:
     except ValueError:
         return bool(_HOSTNAME.match(host)) and not host.replace(".", "").isdigit()
     return address.version == (6 if kind == "inet6" else 4)
+
+
+def bind_problem(spec: str) -> str | None:
+    """Why an inet socket cannot be bound (in use, not an address of this host), found by trying
+    as libmilter does; None when it can, or for other kinds."""
+    kind, _, rest = spec.partition(":")
+    if kind not in ("inet", "inet6"):
+        return None
+    port, _, host = rest.partition("@")
+    family = socket.AF_INET6 if kind == "inet6" else socket.AF_INET
+    try:
+        number = int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), number))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -8,6 +8,7 @@ the arguments is that directory, which holds FILES.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,7 @@ CASES: list[tuple[str, int, str]] = [
     ("check-config --zone DIR/zone-bad-txt.zone", 2, "dns.zones"),
     ("check-config --zone DIR/zone-bad-ttl.zone", 2, "dns.zones"),
     ("check-config --rules-dir DIR/notadir", 2, "rules-dir"),
+    ("check-config --zone .", 2, "directory"),
     # dry-run
     ("dry-run DIR/missing.zone", 1, "cannot read"),
     ("dry-run --write DIR/notadir/out DIR/msg.eml", 1, "--write"),
@@ -95,6 +97,7 @@ CASES: list[tuple[str, int, str]] = [
     ("rules check DIR/badrule.pcre", 1, "1 error(s)"),  # findings as file:line:col, like a compiler
     ("rules check --config DIR/bad.toml", 2, "TOML syntax"),
     ("rules bogus", 2, "invalid choice"),
+    ("rules test DIR/missing.zone", 1, "cannot read"),
     # keygen
     ("keygen --domain example.com --selector s --bits 99999", 2, "1024 to 4096"),
     ("keygen --domain example.com --selector s --bits 512", 2, "1024 to 4096"),
@@ -106,6 +109,7 @@ CASES: list[tuple[str, int, str]] = [
     ("keygen --domain example.com --selector s --algorithm dsa", 2, "invalid choice"),
     ("keygen --domain example.com --selector s --algorithm ed25519 --out DIR/notadir/keys", 1, "--out"),
     ("keygen --domain example.com --selector s --algorithm ed25519 --out DIR/missing.zone/keys", 1, "--out"),
+    ("keygen --domain example.com --selector s --algorithm ed25519 --out /proc", 1, "keygen: /proc/"),
     # init
     ("init --prefix /proc/no/such", 1, "init:"),
     ("init --prefix", 2, "expected one argument"),
@@ -156,6 +160,17 @@ def test_every_subcommand_has_a_bad_input_case() -> None:
     assert commands is not None
     tried = {case.split()[0] for case, _, _ in CASES if case}
     assert set(commands) <= tried, set(commands) - tried
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        spec = f"inet:{taken.getsockname()[1]}@127.0.0.1"
+        proc = subprocess.run([sys.executable, "-m", "mailwarden", "serve", "--socket", spec],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"mailwarden: serve on {spec}: Address already in use"
 
 
 def test_keygen_creates_only_the_directory_asked_for(tmp_path: Path) -> None:
