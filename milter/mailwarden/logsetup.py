@@ -30,6 +30,7 @@ _SD_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.E
 _WORD = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning", logging.ERROR: "error",
          logging.CRITICAL: "fatal"}
 _STDERR_ONLY = LogSection(target="stderr")
+_active = ""  # the target setup() chose last
 
 
 class _Formatter(logging.Formatter):
@@ -88,8 +89,10 @@ def _reachable(path: str) -> str:
 
 
 def _iso_time(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(created)) + f".{int(created % 1 * 1000):03d}" + \
-        time.strftime("%z", time.localtime(created))
+    """ISO 8601 local time with milliseconds and the UTC offset: 2026-12-01T16:20:00.123+0000."""
+    local = time.localtime(created)
+    millis = int(created % 1 * 1000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', local)}.{millis:03d}{time.strftime('%z', local)}"
 
 
 def resolve_target(section: LogSection, env: Mapping[str, str], stream: IO[str]) -> str:
@@ -161,9 +164,6 @@ def setup(level: str = "info", stream: IO[str] | None = None, section: LogSectio
     global _active
     _active = target
     return target
-
-
-_active = ""
 
 
 def to_syslog() -> bool:
