@@ -156,12 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         LOG.warning("no rule packs: outbound privacy stripping is off (see [rules] and --rules-dir)")
     try:
         if config.metrics.listen:
-            from mailwarden.config.metrics import split_listen
-
-            address, port = split_listen(config.metrics.listen)
-            metrics.serve(address, port)
-            LOG.info("metrics on http://%s/metrics", f"[{address}]:{port}" if ":" in address
-                     else f"{address}:{port}")
+            _serve_metrics(config.metrics.listen)
         serve(RuntimeHolder(runtime), socket_spec)
     except MailwardenError:
         raise
@@ -173,6 +168,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         metrics.close()
     return 0
+
+
+def _serve_metrics(listen: str) -> None:
+    """The metrics endpoint, a thread of this process (the supervisor)."""
+    from mailwarden import metrics
+    from mailwarden.config.metrics import split_listen
+
+    address, port = split_listen(listen)
+    metrics.serve(address, port)
+    LOG.info("metrics on http://%s/metrics", f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
 
 
 def _socket_spec(flag: str | None, config: Config) -> str:
