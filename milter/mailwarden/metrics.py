@@ -18,11 +18,12 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailwarden.core.auth import DkimResults, SpfResult
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.model import Transaction
 from mailwarden.core.ports import DnsAnswer, Resolver
@@ -145,20 +146,21 @@ def _guard(func: Any) -> Any:
 def observe(tx: Transaction, outcome: Outcome) -> None:
     """Count one finished message."""
     from mailwarden.adapters.summary import deciding_stage, signatures_made
+    from mailwarden.dmarc.result import DmarcResult
 
     verdict = outcome.verdict.action.value
     _live["mailwarden_messages_total"].labels(tx.direction.value, verdict).inc()
     by = deciding_stage(outcome)
     if by:
         _live["mailwarden_messages_decided_total"].labels(by).inc()
-    dkim = outcome.auth.get("dkim")
-    if isinstance(dkim, list):
-        for result in [r.get("result") for r in dkim if isinstance(r, Mapping)] or ["none"]:
+    facts = outcome.facts
+    dkim = facts.get(DkimResults)
+    if dkim is not None:
+        for result in [sig.result.value for sig in dkim.signatures] or ["none"]:
             _live["mailwarden_dkim_results_total"].labels(_bounded(result, _RESULTS)).inc()
-    for key in ("spf", "dmarc"):
-        value = outcome.auth.get(key)
-        if isinstance(value, Mapping) and "result" in value:
-            _live[f"mailwarden_{key}_results_total"].labels(_bounded(value["result"], _RESULTS)).inc()
+    for key, fact in (("spf", facts.get(SpfResult)), ("dmarc", facts.get(DmarcResult))):
+        if fact is not None:
+            _live[f"mailwarden_{key}_results_total"].labels(_bounded(fact.result.value, _RESULTS)).inc()
     for domain, _, algorithm in signatures_made(outcome):
         label = domain if domain in _signing_domains else "other"
         _live["mailwarden_dkim_signatures_total"].labels(label, algorithm).inc()

@@ -4,11 +4,12 @@ lines an outcome gives (rule log lines, warnings, failed stages, debug notes).""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
+from mailwarden.core.auth import DkimResults, SpfResult
 from mailwarden.core.decisions import Action, Outcome, edit_summary
 from mailwarden.core.model import Transaction
+from mailwarden.dkim.sign_stage import DkimSigning
+from mailwarden.dmarc.result import DmarcResult
 
 # The rule stages, and the header_checks keywords that give each verdict: a rule stage's verdict
 # is credited to the class of the rule that gave it (a HOLD in header_checks becomes the
@@ -47,13 +48,14 @@ def summary_line(tx: Transaction, outcome: Outcome, elapsed: float) -> str:
     signed = signatures_made(outcome)
     if signed:
         parts.append("signed=" + ",".join(f"{d}/{s}" for d, s, _ in signed))
-    for key in ("dkim", "spf", "dmarc"):
-        value = outcome.auth.get(key)
-        if isinstance(value, list):
-            results = [str(v.get("result")) for v in value if isinstance(v, dict)]
-            parts.append(f"{key}=" + (",".join(results) or "none"))
-        elif isinstance(value, dict) and "result" in value:
-            parts.append(f"{key}={value['result']}")
+    facts = outcome.facts
+    dkim, spf, dmarc = facts.get(DkimResults), facts.get(SpfResult), facts.get(DmarcResult)
+    if dkim is not None:
+        parts.append("dkim=" + (",".join(sig.result.value for sig in dkim.signatures) or "none"))
+    if spf is not None:
+        parts.append(f"spf={spf.result.value}")
+    if dmarc is not None:
+        parts.append(f"dmarc={dmarc.result.value}")
     parts.append(f"ms={elapsed * 1000:.1f}")
     return f"{qid}: " + ", ".join(parts)
 
@@ -72,17 +74,14 @@ def deciding_stage(outcome: Outcome) -> str:
 
 def signatures_made(outcome: Outcome) -> list[tuple[str, str, str]]:
     """(d=, s=, algorithm) of each DKIM signature added to this message."""
-    sign = outcome.auth.get("dkim_sign")
-    made = sign.get("signed", []) if isinstance(sign, Mapping) else []
-    return [(str(k.get("domain")), str(k.get("selector")), str(k.get("algorithm")))
-            for k in made if isinstance(k, Mapping)]
+    sign = outcome.facts.get(DkimSigning)
+    return list(sign.signed) if sign is not None else []
 
 
 def sign_warnings(outcome: Outcome) -> list[str]:
     """What signing found that will break the signature on the way (8-bit body, long lines)."""
-    sign: Any = outcome.auth.get("dkim_sign")
-    warnings = sign.get("warnings", []) if isinstance(sign, Mapping) else []
-    return [str(w) for w in warnings]
+    sign = outcome.facts.get(DkimSigning)
+    return list(sign.warnings) if sign is not None else []
 
 
 def log_outcome(log: logging.Logger, tx: Transaction, outcome: Outcome, elapsed: float) -> None:
