@@ -176,19 +176,28 @@ def connection(delta: int) -> None:
     _live["mailwarden_connections_open"].inc(delta)
 
 
+def reloaded(ok: bool) -> bool:
+    """Count a reload by its outcome; returns `ok`, to wrap the reload's own result."""
+    _count_reload(ok)
+    return ok
+
+
 @_guard
-def reloaded(ok: bool) -> None:
+def _count_reload(ok: bool) -> None:
     _live["mailwarden_reloads_total"].labels("ok" if ok else "failed").inc()
 
 
 @_guard
-def worker_gone(pid: int, replaced: bool) -> None:
-    """A worker exited: drop its live gauges; count it when another takes its place."""
+def worker_gone(pid: int) -> None:
+    """A worker exited: its share of the live gauges goes; its counters stay in the sums."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
-    if replaced:
-        _live["mailwarden_worker_restarts_total"].inc()
+
+
+@_guard
+def worker_restarted() -> None:
+    _live["mailwarden_worker_restarts_total"].inc()
 
 
 @_guard

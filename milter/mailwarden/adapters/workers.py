@@ -104,12 +104,13 @@ def supervise(
                 _signal_all(workers, signal.SIGINT if info.si_signo == signal.SIGINT else signal.SIGTERM)
             for pid, (started, slot), status in _reap(workers):
                 vacate(slot)
-                metrics.worker_gone(pid, replaced=not stopping)
+                metrics.worker_gone(pid)
                 if stopping:
                     if status != 0:  # stopping is a clean exit; anything else is worth a look
                         LOG.warning("worker %d %s while stopping", pid, _describe(status))
                     continue
                 LOG.error("worker %d %s; starting another", pid, _describe(status))
+                metrics.worker_restarted()
                 lived = time.monotonic() - started
                 delay = RESTART_DELAY if lived < RESTART_DELAY else 0.0
                 restart_at.append((time.monotonic() + delay, slot))
