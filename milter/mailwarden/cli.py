@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the milter")
     _add_common(serve)
     serve.add_argument("--socket", help="libmilter socket: unix:/path or inet:port@host (overrides config)")
+    serve.add_argument("--user", metavar="USER[:GROUP]",
+                       help="run the workers as this user (overrides [milter] user and group)")
     serve.set_defaults(func=cmd_serve)
 
     dry = sub.add_parser(
@@ -144,32 +146,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     socket_spec = _socket_spec(args.socket, config)
     logsetup.setup(config.milter.log_level, section=config.log)
     from mailwarden import metrics
-    from mailwarden.adapters.pymilter import RuntimeHolder, serve
-    from mailwarden.adapters.workers import worker_count
+    from mailwarden.adapters.process.serve import SocketError, serve
+    from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
+    from mailwarden.adapters.process.workers import worker_count
+    from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime, default_rules_dir
+    from mailwarden.socketspec import bind_problem
     from mailwarden.startline import rules_source, startup_line
 
-    if config.metrics.listen:  # before anything counts: the resolver is wrapped when built
-        metrics.enable(frozenset(k.domain.lower().rstrip(".") for k in config.dkim.keys.values()))
     rules_dir = _rules_dir(args) or default_rules_dir()
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
-    LOG.info("%s", startup_line(config, runtime, rules_dir, args.zone, worker_count(config.milter.workers)))
-    if rules_source(config, rules_dir) == "none":
-        LOG.warning("no rule packs: outbound privacy stripping is off (see [rules] and --rules-dir)")
     try:
+        refuse_if_served(socket_spec)  # before the rule packs and keys: a clash shows at once
+        if config.metrics.listen:  # before anything counts: the resolver is wrapped when built
+            metrics.enable(frozenset(k.domain.lower().rstrip(".") for k in config.dkim.keys.values()))
+        runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+        workers = worker_count(config.milter.workers)
+        LOG.info("%s", startup_line(config, runtime, rules_dir, args.zone, workers))
+        if rules_source(config, rules_dir) == "none":
+            LOG.warning("no rule packs: outbound privacy stripping is off (see [rules] and --rules-dir)")
         if config.metrics.listen:
             _serve_metrics(config.metrics.listen)
-        serve(RuntimeHolder(runtime), socket_spec)
-    except MailwardenError:
-        raise
-    except Exception as exc:  # libmilter says only "cannot opensocket": add what we know
-        from mailwarden.socketspec import bind_problem
-
-        why = bind_problem(socket_spec) or _describe(exc)
-        raise CommandFailed(f"serve on {socket_spec}: {why}") from None
+        # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
+        user, group = args.user.partition(":")[::2] if args.user else (None, None)
+        return serve(RuntimeHolder(runtime), socket_spec,
+                     lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir),
+                     user=user, group=group)
+    except SocketInUse as exc:
+        raise CommandFailed(str(exc)) from None
+    except SocketError as exc:  # libmilter says only "cannot opensocket": add what we know
+        why = bind_problem(socket_spec)
+        raise CommandFailed(f"serve on {socket_spec}: {why}" if why else str(exc)) from None
     finally:
         metrics.close()
-    return 0
 
 
 def _serve_metrics(listen: str) -> None:

@@ -122,6 +122,12 @@ def serve(address: str, port: int) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+def grant(uid: int, gid: int) -> None:
+    """Hand the directory to the workers' user (the supervisor stays root and only reads it)."""
+    if _directory is not None:
+        os.chown(_directory, uid, gid)
+
+
 def close() -> None:
     """Remove the directory (at the supervisor's end)."""
     if _directory is not None:

@@ -152,3 +152,31 @@ def test_the_dashboard_names_only_metrics_that_exist() -> None:
 def test_no_label_takes_values_from_the_mail() -> None:
     for m in METRICS:
         assert not {"sender", "from", "to", "rcpt", "client", "helo", "ip"} & set(m.labels), m
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_workers_that_dropped_privileges_still_count(mailwarden_factory) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    proc = mailwarden_factory(f'[milter]\nworkers = 1\n[log]\ntarget = "stderr"\n'
+                              f'[metrics]\nlisten = "127.0.0.1:{port}"\n', user="nobody")
+    assert "workers run as nobody" in proc.log()
+    for _ in range(2):
+        with MilterClient.connect(proc.spec) as mc:
+            mc.optneg()
+            mc.send_message(_message("hello"))
+    _until(lambda: proc.log().count("client=") == 2, 10, "summary lines")
+    assert _value(_scrape(port), "mailwarden_messages_total", direction="inbound", verdict="continue") == 2
+
+
+def test_reloads_are_counted_by_outcome(mailwarden_factory) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    config = f'[milter]\nworkers = 1\n[log]\ntarget = "stderr"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    proc = mailwarden_factory(config)
+    proc.proc.send_signal(signal.SIGHUP)
+    _until(lambda: "reloaded: 1 new worker" in proc.log(), 20, "reload")
+    proc.config_path.write_text(config + "[milter\n")
+    proc.proc.send_signal(signal.SIGHUP)
+    _until(lambda: "reload refused" in proc.log(), 20, "refused reload")
+    samples = _scrape(port)
+    assert _value(samples, "mailwarden_reloads_total", outcome="ok") == 1
+    assert _value(samples, "mailwarden_reloads_total", outcome="failed") == 1
