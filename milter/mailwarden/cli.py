@@ -140,12 +140,7 @@ def _rules_dir(args: argparse.Namespace) -> Path | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mailwarden import logsetup
-
-    config = load(args.config)
-    socket_spec = _socket_spec(args.socket, config)
-    logsetup.setup(config.milter.log_level, section=config.log)
-    from mailwarden import metrics
+    from mailwarden import logsetup, metrics
     from mailwarden.adapters.process.serve import SocketError, serve
     from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
     from mailwarden.adapters.process.workers import worker_count
@@ -154,9 +149,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.socketspec import bind_problem
     from mailwarden.startline import rules_source, startup_line
 
+    config = load(args.config)
+    socket_spec = _socket_spec(args.socket, config)
     rules_dir = _rules_dir(args) or default_rules_dir()
     try:
         refuse_if_served(socket_spec)  # before the rule packs and keys: a clash shows at once
+        logsetup.setup(config.milter.log_level, section=config.log)
         if config.metrics.listen:  # before anything counts: the resolver is wrapped when built
             metrics.enable(frozenset(k.domain.lower().rstrip(".") for k in config.dkim.keys.values()))
         runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
