@@ -113,6 +113,11 @@ CASES: list[tuple[str, int, str]] = [
     # init
     ("init --prefix /proc/no/such", 1, "init:"),
     ("init --prefix", 2, "expected one argument"),
+    # reports
+    ("reports", 2, "required"),
+    ("reports build --out DIR/o --begin yesterday", 2, "not a time"),
+    ("reports send -c DIR/bad.toml", 2, "TOML syntax"),
+    ("reports send --store bogus://x", 2, "report store"),
     # check-keys, dmarc-lookup, psl-refresh
     ("check-keys -c DIR/missing.toml", 2, "cannot read"),
     ("check-keys -c DIR/keys.toml", 2, "absent.key"),
