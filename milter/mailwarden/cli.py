@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init", help="lay out /etc/mailwarden and the systemd unit, overwriting nothing",
         description="Writes /etc/mailwarden/mailwarden.toml (the annotated example), rules/ (the "
-        "packaged rule packs), keys/ (mode 0700) and /etc/systemd/system/mailwarden.service "
+        "packaged rule packs), keys/ (mode 0700) and the systemd units in /etc/systemd/system "
         "(starting this installation's mailwarden); keeps every file that exists.",
     )
     init.add_argument("--prefix", type=Path, default=Path("/"), metavar="DIR",

@@ -14,7 +14,8 @@ from mailwarden import packaged
 from mailwarden.errors import CommandFailed
 
 ETC = Path("etc/mailwarden")
-UNIT = Path("etc/systemd/system/mailwarden.service")
+UNITS = Path("etc/systemd/system")
+UNIT = UNITS / "mailwarden.service"
 # The path the packaged unit names; replaced by this installation's own command.
 UNIT_COMMAND = "/opt/mailwarden/.venv/bin/mailwarden"
 
@@ -39,9 +40,10 @@ def lay_out(prefix: Path) -> Iterator[tuple[str, Path]]:
             yield _mkdir(target, 0o755)
         elif source.name != ".gitkeep":
             yield _file(target, source.read_text(), 0o644)
-    unit = _packaged("mailwarden.service").read_text().replace(UNIT_COMMAND, command())
-    yield _mkdir((prefix / UNIT).parent, 0o755)
-    yield _file(prefix / UNIT, unit, 0o644)
+    yield _mkdir(prefix / UNITS, 0o755)
+    for source in sorted(_packaged("systemd").iterdir()):  # the service, and the reports timer
+        unit = source.read_text().replace(UNIT_COMMAND, command())
+        yield _file(prefix / UNITS / source.name, unit, 0o644)
 
 
 def _packaged(name: str) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 SOURCES = {
     "rules": "rules",
     "mailwarden.toml": "contrib/mailwarden.toml",
-    "mailwarden.service": "contrib/systemd/mailwarden.service",
+    "systemd": "contrib/systemd",
     "postfix": "contrib/postfix",
 }
 

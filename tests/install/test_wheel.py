@@ -132,6 +132,8 @@ def test_installed_init_lays_out_etc_and_overwrites_nothing(installed: Installed
         (packs / "outbound_header_checks/00-privacy.pcre").read_bytes()
     unit = (tmp_path / "etc/systemd/system/mailwarden.service").read_text()
     assert f"ExecStart={installed.venv}/bin/mailwarden serve --config /etc/mailwarden/mailwarden.toml" in unit
+    timer = (tmp_path / "etc/systemd/system/mailwarden-reports.service").read_text()
+    assert f"ExecStart={installed.venv}/bin/mailwarden reports send" in timer
     check = installed.run("check-config", "--config", str(etc / "mailwarden.toml"), cwd=tmp_path)
     assert check.returncode == 0, check.stderr
     (etc / "mailwarden.toml").write_text("# mine\n")
