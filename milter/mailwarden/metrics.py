@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mailwarden.core.auth import DkimResults, SpfResult
 from mailwarden.core.decisions import Outcome
@@ -36,6 +36,8 @@ class Metric:
     kind: str  # counter, gauge or histogram
     labels: tuple[str, ...]
     help: str
+    # How a gauge adds up over processes: livesum drops a dead worker's share, sum keeps it.
+    mode: Literal["livesum", "sum"] = "livesum"
 
 
 METRICS = (
@@ -62,6 +64,10 @@ METRICS = (
     Metric("mailwarden_worker_restarts_total", "counter", (),
            "Workers that died and were replaced."),
     Metric("mailwarden_connections_open", "gauge", (), "MTA connections open, over all workers."),
+    Metric("mailwarden_report_rows", "gauge", ("outcome",),
+           "DMARC report rows recorded since start, by outcome (written to the store, dropped).",
+           mode="sum"),
+    Metric("mailwarden_report_rows_queued", "gauge", (), "DMARC report rows waiting to be written."),
 )
 
 # Bounded label values: anything else counts as "other".
@@ -96,7 +102,7 @@ def enable(signing_domains: frozenset[str] = frozenset()) -> Path:
         elif m.kind == "histogram":
             _live[m.name] = prometheus_client.Histogram(short, m.help, m.labels, buckets=_STAGE_BUCKETS)
         else:
-            _live[m.name] = prometheus_client.Gauge(short, m.help, m.labels, multiprocess_mode="livesum")
+            _live[m.name] = prometheus_client.Gauge(short, m.help, m.labels, multiprocess_mode=m.mode)
     _signing_domains = signing_domains
     return _directory
 
@@ -175,6 +181,18 @@ def observe(tx: Transaction, outcome: Outcome) -> None:
     for rule in outcome.rules:
         where = f"{Path(str(rule.get('file', '?'))).name}:{rule.get('line', '?')}"
         _live["mailwarden_rule_hits_total"].labels(str(rule.get("class", "?")), where).inc()
+    _report_rows()
+
+
+def _report_rows() -> None:
+    """This worker's DMARC report recorder counts, as of now (its writer lags by a second)."""
+    from mailwarden.reports.recorder import counters
+
+    counts = counters()
+    rows = _live["mailwarden_report_rows"]
+    rows.labels("written").set(counts["reports_rows_written"])
+    rows.labels("dropped").set(counts["reports_rows_dropped"])
+    _live["mailwarden_report_rows_queued"].set(counts["reports_rows_queued"])
 
 
 @_guard

@@ -32,6 +32,7 @@ FILES = {
     "facility.toml": "[log]\nfacility = \"mial\"\n",
     "metrics-bad.toml": "[metrics]\nlisten = \"localhost:http\"\n",
     "metrics-addr.toml": "[metrics]\nlisten = \"192.0.2.1:9797\"\n",  # not an address of ours: bind fails
+    "nostore.toml": "[reports]\nstore = \"\"\n",  # serve records no report rows on this machine
     "zone-garbage.zone": "this is not a zone\n",
     "zone-bad-txt.zone": "x.example. 300 IN TXT \"unterminated\n",
     "zone-bad-ttl.zone": "x.example. notattl IN A 192.0.2.1\n",
@@ -58,7 +59,7 @@ CASES: list[tuple[str, int, str]] = [
     ("serve --socket inet6:9999@127.0.0.1", 2, "IPv6"),
     ("serve --socket unix:relative.sock", 2, "absolute"),
     ("serve --socket unix:/" + "x" * 120, 2, "107 bytes"),
-    ("serve --user root --socket unix:DIR/notadir/milter.sock", 1, "notadir"),
+    ("serve -c DIR/nostore.toml --user root --socket unix:DIR/notadir/milter.sock", 1, "notadir"),
     ("serve -c DIR/bad-socket.toml", 2, "milter.socket"),
     ("serve -c DIR/bad-port.toml", 2, "milter.socket"),
     # serve: config, zones, rules
@@ -172,8 +173,10 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         spec = f"inet:{taken.getsockname()[1]}@127.0.0.1"
-        proc = subprocess.run([sys.executable, "-m", "mailwarden", "serve", "--user", "root", "--socket",
-                               spec], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        (tmp_path / "nostore.toml").write_text('[reports]\nstore = ""\n')
+        command = ["serve", "-c", "nostore.toml", "--user", "root", "--socket", spec]
+        proc = subprocess.run([sys.executable, "-m", "mailwarden", *command], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines()[-1] == f"mailwarden: serve on {spec}: Address already in use"
 

@@ -106,7 +106,7 @@ def test_installed_serve_strips_outbound_headers_with_the_packaged_packs(
     (tmp_path / "empty.zone").write_text("")
     user = 'user = "root"\n' if os.geteuid() == 0 else ""  # tests run as root; a host has a user for it
     (tmp_path / "mw.toml").write_text(f'[milter]\nworkers = 1\n{user}[log]\ntarget = "stderr"\n'
-                                      '[dns]\nzones = ["empty.zone"]\n')
+                                      '[dns]\nzones = ["empty.zone"]\n[reports]\nstore = ""\n')
     spec = f"unix:{tmp_path}/milter.sock"
     with _serving(installed, tmp_path, spec) as log:
         with MilterClient.connect(spec) as mc:
