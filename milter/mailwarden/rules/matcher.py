@@ -16,9 +16,10 @@ from typing import Any
 
 import regex
 
+from mailwarden.rules.posix import translate_posix
 from mailwarden.rules.replace import Replacement
 from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern
-from mailwarden.rules.translate import PatternError, Translated, Unsupported, translate_pcre, translate_posix
+from mailwarden.rules.translate import PatternError, Translated, Unsupported, translate_pcre
 
 LOG = logging.getLogger("mailwarden.rules")
 GRAM = 3
