@@ -124,7 +124,8 @@ def test_rules_check_reports_file_line_column(tmp_path: Path) -> None:
     proc = _cli("check", str(bad))
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"{bad}:3:6: error in regex: missing ) at position 4")
+    missing = "error in regex at offset 4: missing closing parenthesis: skipping this rule"
+    assert lines[0] == f"{bad}:3:6: {missing}"
     assert lines[1] == f'{bad}:4:2: out of range replacement index "2": skipping this rule'
     assert lines[2] == f"{bad}:5:1: ignoring ENDIF without matching IF"
     assert lines[3] == f"{bad}:6:1: warning: FILTER has no milter equivalent: this rule will be ignored"

@@ -16,10 +16,11 @@ from typing import Any
 
 import regex
 
+from mailwarden.rules.pcre import translate_pcre
 from mailwarden.rules.posix import translate_posix
 from mailwarden.rules.replace import Replacement
 from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern
-from mailwarden.rules.translate import PatternError, Translated, Unsupported, translate_pcre
+from mailwarden.rules.translate import PatternError, Translated, Unsupported
 
 LOG = logging.getLogger("mailwarden.rules")
 GRAM = 3
