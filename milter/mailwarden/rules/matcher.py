@@ -33,6 +33,8 @@ class Code:
     regex: Any
     anchored: bool
     literals: tuple[bytes, ...]
+    warnings: tuple[tuple[int, str], ...] = ()
+    """(offset in the pattern, text) for `rules check`: see Translated.warnings."""
 
 
 def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
@@ -56,7 +58,7 @@ def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
     if max_sub > compiled.groups:
         raise CompileError(f'out of range replacement index "{max_sub}": skipping this rule')
     literals = () if pattern.negate else required_literals(tr)
-    return Code(compiled, tr.anchored, literals)
+    return Code(compiled, tr.anchored, literals, tr.warnings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def translate_posix(src: bytes, flags: str, substitutes: bool) -> Translated:
     bits |= regex.MULTILINE if opts["m"] else regex.DOTALL
     if substitutes:
         bits |= regex.POSIX
-    return Translated(parser.run(), bits, False, True)
+    return Translated(parser.run(), bits, False, True, tuple(parser.warnings))
 
 
 ATOM, QUANTIFIED, ANCHOR, BAR = range(4)
@@ -85,6 +85,7 @@ class _Posix:
         self.groups = 0
         # glibc lets \n refer only to a group closed earlier in the same alternative.
         self.completed: set[int] = set()
+        self.warnings: list[tuple[int, str]] = []
         self.branches: list[tuple[set[int], set[int]]] = [(set(), set())]
         self.prefixes: list[tuple[bool, bool]] = [(True, False)]
         """Per level: prefix() of the level's group where it opened."""
@@ -210,9 +211,18 @@ class _Posix:
             self.add(b"(?:\\" + bytes([e]) + b")", ATOM, True)
         elif self.icase and 97 <= e <= 122:
             self.add(_NEVER)  # glibc keeps the escaped letter's case; the subject is upper-cased
+            self.warn_escape(e, at)
         else:
             self.add(regex.escape(bytes([e])))
+            if _is_letter_or_digit(e):
+                self.warn_escape(e, at)
         return i
+
+    def warn_escape(self, e: int, at: int) -> None:
+        what = f"\\{chr(e)} is not an escape in a regexp: table (glibc): it is the character {chr(e)!r}"
+        if self.icase and 97 <= e <= 122:
+            what += ", and with the i flag on (the default) it matches nothing at all"
+        self.warnings.append((at, what))
 
     def basic_escape(self, e: int, at: int) -> int:
         """\\( \\) \\{ \\| \\+ \\? of a basic (x flag) pattern."""
@@ -346,6 +356,10 @@ def _one_byte_follows(src: bytes, j: int, extended: bool) -> bool:
         return False
     after = src[j + 1 : j + 2]
     return after not in (b"*", b"?", b"{") and not (not extended and src[j + 1 : j + 3] in (b"\\?", b"\\{"))
+
+
+def _is_letter_or_digit(c: int) -> bool:
+    return 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122
 
 
 def _nullable(items: list[_Item]) -> bool:

@@ -29,6 +29,8 @@ class Translated:
     anchored: bool
     literal_safe: bool
     """Whether literal-extraction for the prefilter may read `pattern` (no verbose mode)."""
+    warnings: tuple[tuple[int, str], ...] = ()
+    """(offset, text): what `rules check` should point out although the pattern compiles."""
 
 
 def byte_class(members: set[int] | frozenset[int]) -> bytes:
