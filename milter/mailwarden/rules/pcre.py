@@ -421,7 +421,9 @@ class _Pcre:
             negate, name = not negate, name[1:]
         key = name.decode("latin-1").lower().replace(" ", "").replace("_", "").replace("-", "")
         members = _PROPERTIES.get(key)
-        if members is None:
+        if members is None and (len(name) == 1 or not re.fullmatch(rb"[A-Za-z0-9 _&:=-]+", name)):
+            raise PatternError("unknown property name after \\P or \\p", at)
+        if members is None:  # perhaps one of PCRE2's many script or Bidi names
             raise Unsupported(f"property \\p{{{name.decode('latin-1')}}} is not supported", at)
         return _ALL - members if negate else members
 
