@@ -281,17 +281,8 @@ class _RuleParser:
             return None
 
     def get_pattern(self) -> Pattern | None:
+        negate = self.negation()
         text, n = self.text, len(self.text)
-        negate = False
-        if self.table.kind is Kind.PCRE:
-            while self.pos < n and (text[self.pos] == 0x21 or text[self.pos] in _SPACE):
-                negate ^= text[self.pos] == 0x21
-                self.pos += 1
-        else:
-            while self.pos < n and text[self.pos] == 0x21:
-                negate = not negate
-                self.pos += 1
-            self.skip_space()
         if self.pos >= n:
             self.problem("no regexp: skipping this rule")
             return None
@@ -299,22 +290,39 @@ class _RuleParser:
         self.pos += 1
         start = self.pos
         while self.pos < n:
-            c = text[self.pos]
-            if c == 0x5C:
-                if self.pos + 1 >= n:
-                    self.pos = n
-                    break
-                self.pos += 2
-                continue
-            if c == delim:
+            if text[self.pos] == 0x5C:  # an escaped character, the delimiter too
+                self.pos = n if self.pos + 1 >= n else self.pos + 2
+            elif text[self.pos] == delim:
                 break
-            self.pos += 1
+            else:
+                self.pos += 1
         if self.pos >= n:
             verb = "ignoring" if self.table.kind is Kind.PCRE else "skipping"
             self.problem(f'no closing regexp delimiter "{chr(delim)}": {verb} this rule', start)
             return None
         source = text[start : self.pos]
         self.pos += 1
+        flags = self.flags()
+        return None if flags is None else Pattern(source, flags, negate, start + 1)
+
+    def negation(self) -> bool:
+        """The `!`s before a pattern (pcre: with blanks between them, as dict_pcre.c reads them)."""
+        text, n = self.text, len(self.text)
+        negate = False
+        if self.table.kind is Kind.PCRE:
+            while self.pos < n and (text[self.pos] == 0x21 or text[self.pos] in _SPACE):
+                negate ^= text[self.pos] == 0x21
+                self.pos += 1
+            return negate
+        while self.pos < n and text[self.pos] == 0x21:
+            negate = not negate
+            self.pos += 1
+        self.skip_space()
+        return negate
+
+    def flags(self) -> str | None:
+        """The flags after the closing delimiter, or None (with the problem) for an unknown one."""
+        text, n = self.text, len(self.text)
         flag_start = self.pos
         allowed = PCRE_FLAGS if self.table.kind is Kind.PCRE else REGEXP_FLAGS
         while self.pos < n and text[self.pos] not in _SPACE:
@@ -327,5 +335,4 @@ class _RuleParser:
             if flag == "X":
                 self.problem(f'ignoring obsolete regexp option "{flag}"', skipped=False)
             self.pos += 1
-        flags = text[flag_start : self.pos].decode("ascii")
-        return Pattern(source, flags, negate, start + 1)
+        return text[flag_start : self.pos].decode("ascii")
