@@ -1,0 +1,56 @@
+"""The long differential run of issue 11, too slow for CI: `python -m tests.rules.long_run`.
+
+Random tables from the whole grammar against postmap (N per kind), and random patterns against
+glibc's regcomp()/regexec() and libpcre2 (M per engine), with seeds the CI runs do not use.
+Differences are counted, never fatal; the summary (figures, then up to 20 examples of each kind of
+difference) goes to stdout. Run it niced on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.rules import test_glibc_regex, test_pcre2
+from tests.rules.test_generated import compare_tables
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", type=int, default=50_000, help="random tables per kind (pcre, regexp)")
+    parser.add_argument("--patterns", type=int, default=100_000, help="random patterns per engine")
+    parser.add_argument("--seed", type=int, default=11_000)
+    args = parser.parse_args()
+    started = time.monotonic()
+    report: list[str] = []
+    for name, run in (
+        ("glibc regexp patterns", lambda d: test_glibc_regex.compare_random(args.seed, args.patterns, d)),
+        ("libpcre2 pcre patterns", lambda d: test_pcre2.compare_random(args.seed + 1, args.patterns, d)),
+    ):
+        differences: list[tuple[str, bytes, str]] = []
+        seen = run(differences)
+        report.append(f"{name}: {dict(seen)}, differences: {len(differences)}")
+        report.extend(f"  {what}: {pattern!r} flags {flags!r}" for what, pattern, flags in differences[:20])
+    for kind in ("pcre", "regexp"):
+        table_differences: list[tuple[str, bytes, bytes]] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            seen = compare_tables(
+                Path(tmp), kind, args.seed + 2 + (kind == "regexp"), args.tables, table_differences
+            )
+        kinds = Counter(what.split(":")[0] for what, _, _ in table_differences)
+        found = f"differences: {len(table_differences)} {dict(kinds)}"
+        report.append(f"{kind} tables against postmap: {dict(seen)}, {found}")
+        report.extend(
+            f"  {what}: table {table!r} message {message!r}"
+            for what, table, message in table_differences[:20]
+        )
+    report.append(f"elapsed: {time.monotonic() - started:.0f} s")
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
