@@ -143,19 +143,32 @@ class Generator:
         return "".join(sorted(set(self.rng.sample(pool, self.rng.choice([0, 0, 0, 1, 1, 2])))))
 
     def rule(self, index: int) -> bytes:
-        """One rule line: [!]/pattern/flags INFO r<index> [$n...]."""
+        """One rule: [!]/pattern/flags [!/pattern2/] INFO r<index> [$n...], sometimes continued."""
         rng = self.rng
-        pat = self.pattern()
-        delim = b"/" if b"/" not in pat else b"~"
-        if delim in pat:
-            pat = pat.replace(delim, b"")
-        flags = self.flags().encode()
+        head = self.delimited()
         negate = rng.random() < 0.1
+        if not self.pcre and rng.random() < 0.1:
+            head += b"!" + self.delimited()  # regexp's obsolete second pattern: no $n from it
         result = b"INFO r%d" % index
         if self.groups and not negate and rng.random() < 0.7:
             for _ in range(rng.randint(1, 2)):
-                result += b" [$%d]" % rng.randint(1, self.groups)
-        return (b"!" if negate else b"") + delim + pat + delim + flags + b" " + result
+                n = rng.randint(1, self.groups + (rng.random() < 0.05))
+                result += b" [" + rng.choice([b"$%d", b"${%d}", b"$(%d)", b"$$%d"]) % n + b"]"
+        r = rng.random()
+        if r < 0.03:
+            result = rng.choice([b"", b"INFO ${1", b"INFO $0", b"INFO $x", b"INFO $"])
+        elif r < 0.06:
+            result += b"\n\t continued"  # a continuation line joins the result
+        if self.pcre and rng.random() < 0.02:
+            head += b"X"
+        return (b"!" if negate else b"") + head + b" " + result
+
+    def delimited(self) -> bytes:
+        pat = self.pattern()
+        if self.rng.random() < 0.9:
+            pat = pat.replace(b"\n", b" ")  # a raw newline cuts the rule in two lines
+        delim = b"/" if b"/" not in pat else b"~"
+        return delim + pat.replace(delim, b"") + delim + self.flags().encode()
 
     def table(self, size: int) -> bytes:
         rng = self.rng
@@ -171,6 +184,8 @@ class Generator:
                 depth -= 1
             elif r < 0.17:
                 lines.append(b"# comment " + bytes([rng.choice(ALPHABET)]))
+            elif r < 0.19:
+                lines.append(b" " + self.rule(i))  # indented: joined to the line above
             else:
                 lines.append(self.rule(i))
         lines.extend([b"endif"] * depth)

@@ -539,6 +539,8 @@ class _Pcre:
             raise PatternError("\\k or \\g is not followed by a name or number", at)
         self.i += m.end()
         ref = next(g for g in m.groups() if g is not None)
+        if e == ord("k") and ref[:1].isdigit():
+            raise PatternError("subpattern name must start with a non-digit", at)
         if re.fullmatch(rb"-?\d+", ref):
             number = int(ref)
             if number == 0:
