@@ -17,6 +17,7 @@ from tests.rules.pcre2 import Pcre, options_for
 
 from mailwarden.rules.matcher import compile_pattern
 from mailwarden.rules.pcre import _PROPERTIES
+from mailwarden.rules.pcre_scripts import SCRIPTS
 from mailwarden.rules.table import CompileError, Kind, Pattern
 
 BYTES = [bytes([b]) for b in range(256)]
@@ -78,8 +79,14 @@ def test_properties(flags: str) -> None:
             b"[a\\p{^%s}]" % name.encode(),
         ):
             assert not _agree(pattern, flags)
-    for pattern in (b"\\pL", b"\\PL", b"\\p{ l u }", b"\\p{L", b"\\p"):
+    for pattern in (b"\\pL", b"\\PL", b"\\p{ l u }", b"\\p{L", b"\\p", b"\\p{sc:Greek}", b"\\p{script=latn}"):
         _agree(pattern, flags)
+
+
+def test_every_script_name() -> None:
+    """All of PCRE2's script names: Latin and Common hold bytes, the others match nothing here."""
+    for name in sorted(SCRIPTS):
+        assert not _agree(b"\\p{%s}" % name.encode(), "", BYTES)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import regex
 
+from mailwarden.rules.pcre_scripts import SCRIPTS
 from mailwarden.rules.translate import PatternError, Translated, Unsupported, byte_class
 
 _LIMIT = 65535  # PCRE2's largest {n,m} bound
@@ -420,7 +421,8 @@ class _Pcre:
         if name.startswith(b"^"):
             negate, name = not negate, name[1:]
         key = name.decode("latin-1").lower().replace(" ", "").replace("_", "").replace("-", "")
-        members = _PROPERTIES.get(key)
+        key = re.sub(r"^(?:sc|script)[:=]", "", key)
+        members = _PROPERTIES.get(key, frozenset() if key in SCRIPTS else None)
         if members is None and (len(name) == 1 or not re.fullmatch(rb"[A-Za-z0-9 _&:=-]+", name)):
             raise PatternError("unknown property name after \\P or \\p", at)
         if members is None:  # perhaps one of PCRE2's many script or Bidi names
