@@ -139,6 +139,31 @@ def test_compile_time_rules(pattern: bytes, flags: str) -> None:
             raise
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        b"(a){%d}",
+        b"([ab]){%d}",
+        b"(a){1,%d}",
+        b"(?:a|bc){%d}",
+        b"(?<n>\\d){%d}",
+        b"((a)(?i)b|c){%d}",
+        b"(a{2,3}x+){%d}",
+    ],
+)
+def test_compiled_size_limit(template: bytes) -> None:
+    """A group repeated {n} is compiled n times; past 64 KiB PCRE2 refuses the pattern and so must
+    we (near the limit mailwarden may refuse first: its bound is never below PCRE2's size)."""
+    rng = random.Random(template)
+    for _ in range(60):
+        pattern = template % rng.randint(1, 9000)
+        if Pcre(pattern, options_for("")).error:
+            with pytest.raises(CompileError):
+                _ours(pattern, "")
+    for depth in (250, 251):
+        _agree(b"(" * depth + b"a" + b")" * depth, "", [b"a"])
+
+
 def compare_random(
     seed: int, count: int, differences: list[tuple[str, bytes, str]] | None = None
 ) -> Counter[str]:

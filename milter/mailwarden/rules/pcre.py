@@ -22,6 +22,9 @@ from mailwarden.rules.pcre_scripts import SCRIPTS
 from mailwarden.rules.translate import PatternError, Translated, Unsupported, byte_class
 
 _LIMIT = 65535  # PCRE2's largest {n,m} bound
+_MAX_SIZE = 65535  # PCRE2's largest compiled pattern (LINK_SIZE 2, as Debian builds it)
+_CLASS_SIZE = 33  # a compiled class: an opcode and a 256-bit map
+_NEST_LIMIT = 250 + 1  # PCRE2's parens_nest_limit, and the top level
 _INTERVAL = re.compile(rb"\{(\d+)(,(\d*))?\}")
 _SPACE = b" \t\n\v\f\r"
 _CONTROL = {ord("a"): 0x07, ord("e"): 0x1B, ord("f"): 0x0C, ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09}
@@ -121,6 +124,8 @@ class _Frame:
     """Inline option changes `(?i)` seen in this group, each opened as `(?i:`; see _Pcre.options."""
     widths: list[int | None] = field(default_factory=list)
     width: int | None = 0
+    size: int = 0
+    """An upper bound of PCRE2's compiled size of the group so far, in bytes (see _Pcre.check_size)."""
 
 
 class _Pcre:
@@ -141,6 +146,9 @@ class _Pcre:
         self.references: list[tuple[int, int | bytes]] = []
         self.properties: set[int] = set()
         """\\p and \\P members of the class being read."""
+        self.last_size = (0, False)
+        """(size bound, is a group) of the last item, for a quantifier's copies."""
+        self.names_size = 0
 
     @property
     def frame(self) -> _Frame:
@@ -172,7 +180,15 @@ class _Pcre:
         for at, ref in self.references:
             if (ref not in self.names) if isinstance(ref, bytes) else ref > self.groups:
                 raise PatternError("reference to non-existent subpattern", at)
+        self.check_size()
         return bytes(self.out)
+
+    def check_size(self) -> None:
+        """PCRE2 refuses a pattern whose compiled form exceeds 64 KiB (a group repeated {n,m} is
+        compiled n to m times). The bound computed here is never below PCRE2's size, so a pattern
+        within it compiles; one above it may or may not, and is refused as Unsupported."""
+        if self.frame.size + self.names_size + 10 > _MAX_SIZE:
+            raise Unsupported("the pattern may exceed PCRE2's compiled size limit (64 KiB)", 0)
 
     def skip_ignorable(self) -> bool:
         """x flag: skip white space and # comments; True if something was skipped."""
@@ -188,14 +204,17 @@ class _Pcre:
 
     # -- items ------------------------------------------------------------------------------
 
-    def atom(self, text: bytes, width: int | None = 1) -> None:
+    def atom(self, text: bytes, width: int | None = 1, size: int | None = None) -> None:
         self.out += text
         self.add_width(width)
         self.target = width if width is not None else -1
+        self.last_size = (len(text) if size is None else size, False)
+        self.frame.size += self.last_size[0]
 
     def assertion(self, text: bytes) -> None:
         self.out += text
         self.target = None
+        self.frame.size += len(text) + 1
 
     def add_width(self, width: int | None) -> None:
         f = self.frame
@@ -229,10 +248,13 @@ class _Pcre:
             self.i = m.end()
             exact = m.group(2) is None
             width = self.target * low if exact and self.target >= 0 else None
+            bounds = (low, low if exact else int(high) if high else None)
         else:
             text = bytes([src[at]])
             self.i += 1
             width = None
+            bounds = (1 if text == b"+" else 0, 1 if text == b"?" else None)
+        self.frame.size += self.copies_size(*bounds)
         # The width of the quantified item replaces the width of the item itself.
         f = self.frame
         if f.width is not None and self.target >= 0:
@@ -242,6 +264,15 @@ class _Pcre:
             f.width = None
         self.out += text + self.greed()
         self.target = None
+
+    def copies_size(self, low: int, high: int | None) -> int:
+        """The size a quantifier adds: a repeated group is compiled once per repeat (bounded)."""
+        size, group = self.last_size
+        if not group:
+            return 3
+        if high is None:
+            return max(low, 1) * size + 3 - size
+        return low * size + (high - low) * (size + 7) - size
 
     def greed(self) -> bytes:
         """A quantifier's lazy/possessive suffix, with greediness swapped under the U flag."""
@@ -293,6 +324,8 @@ class _Pcre:
                 )
         self.out += text
         self.frames.append(_Frame(kind, f.caseless, f.multiline, at))
+        if len(self.frames) > _NEST_LIMIT:
+            raise PatternError("parentheses are too deeply nested", at)
         self.target = None
 
     def named_group(self, at: int) -> bytes:
@@ -306,6 +339,7 @@ class _Pcre:
         if name in self.names:
             raise PatternError("two named subpatterns have the same name", at)
         self.names.add(name)
+        self.names_size += len(name) + 3
         self.groups += 1
         self.i = start + m.end()
         return b"(?P<" + name + b">"
@@ -342,6 +376,9 @@ class _Pcre:
             raise PatternError("unmatched closing parenthesis", at)
         f = self.frames.pop()
         self.out += b")" * len(f.scoped) + b")"
+        size = f.size + 12 + 3 * len(f.scoped)
+        self.frame.size += size
+        self.last_size = (size, True)
         widths = [*f.widths, f.width]
         if f.kind == "lookbehind":
             if None in widths:
@@ -360,6 +397,7 @@ class _Pcre:
         f = self.frame
         scoped = b"".join(f.scoped)
         self.out += b")" * len(f.scoped) + b"|" + scoped
+        f.size += 3
         f.widths.append(f.width)
         f.width = 0
         self.target = None
@@ -380,7 +418,7 @@ class _Pcre:
             text = _never(members)
             if self.frame.caseless and any(c ^ 0x20 not in members for c in members if c in _ALPHA):
                 text = b"(?-i:" + text + b")"  # \p{Lu} stays upper case under caseless matching
-            self.atom(text)
+            self.atom(text, size=_CLASS_SIZE)
             return
         value = self.escaped_byte(e, at)
         if value is not None:
@@ -590,7 +628,7 @@ class _Pcre:
         text = _never(members)
         if caseless and any(c ^ 0x20 not in members for c in members if c in _ALPHA):
             text = b"(?-i:" + text + b")"
-        self.atom(text)
+        self.atom(text, size=_CLASS_SIZE)
 
     def class_quoted(self) -> set[int] | None:
         """\\Q...\\E (its bytes) or a lone \\E (nothing) at self.i inside a class, else None."""
