@@ -56,14 +56,17 @@ class Regex:
         with _c_locale():
             self.error = _libc.regcomp(self._buf, pattern, cflags)
         self.nsub = ctypes.c_size_t.from_buffer(self._buf, 48).value if self.error == 0 else 0
+        self.nmatch = self.nsub + 1
+        """How many of (match, groups...) search() reports by default."""
 
     def __del__(self) -> None:
         if getattr(self, "error", 1) == 0:
             _libc.regfree(self._buf)
 
-    def search(self, text: bytes, nmatch: int = 10) -> list[tuple[int, int]] | None:
+    def search(self, text: bytes, nmatch: int | None = None) -> list[tuple[int, int]] | None:
         """[(start, end)] of the match and its groups ((-1, -1): unset), or None; text has no NUL."""
         assert self.error == 0
+        nmatch = self.nmatch if nmatch is None else nmatch
         matches = (_RegMatch * nmatch)()
         with _c_locale():
             rc = _libc.regexec(self._buf, text, nmatch, matches, 0)

@@ -15,7 +15,10 @@ from collections import Counter
 from pathlib import Path
 
 from tests.rules import test_glibc_regex, test_pcre2
+from tests.rules.differential import Difference, compare_random
 from tests.rules.test_generated import compare_tables
+
+from mailwarden.rules.table import Kind
 
 
 def main() -> int:
@@ -26,23 +29,25 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     report: list[str] = []
-    for name, run in (
-        ("glibc regexp patterns", lambda d: test_glibc_regex.compare_random(args.seed, args.patterns, d)),
-        ("libpcre2 pcre patterns", lambda d: test_pcre2.compare_random(args.seed + 1, args.patterns, d)),
+    for n, (name, kind, prepare) in enumerate(
+        (
+            ("glibc regexp patterns", Kind.REGEXP, test_glibc_regex.prepare),
+            ("libpcre2 pcre patterns", Kind.PCRE, test_pcre2.prepare),
+        )
     ):
-        differences: list[tuple[str, bytes, str]] = []
-        seen = run(differences)
+        differences: list[Difference] = []
+        seen = compare_random(kind, prepare, args.seed + n, args.patterns, differences)
         report.append(f"{name}: {dict(seen)}, differences: {len(differences)}")
         report.extend(f"  {what}: {pattern!r} flags {flags!r}" for what, pattern, flags in differences[:20])
-    for kind in ("pcre", "regexp"):
+    for kind_name in ("pcre", "regexp"):
         table_differences: list[tuple[str, bytes, bytes]] = []
         with tempfile.TemporaryDirectory() as tmp:
             seen = compare_tables(
-                Path(tmp), kind, args.seed + 2 + (kind == "regexp"), args.tables, table_differences
+                Path(tmp), kind_name, args.seed + 2 + (kind_name == "regexp"), args.tables, table_differences
             )
         kinds = Counter(what.split(":")[0] for what, _, _ in table_differences)
         found = f"differences: {len(table_differences)} {dict(kinds)}"
-        report.append(f"{kind} tables against postmap: {dict(seen)}, {found}")
+        report.append(f"{kind_name} tables against postmap: {dict(seen)}, {found}")
         report.extend(
             f"  {what}: table {table!r} message {message!r}"
             for what, table, message in table_differences[:20]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import random
-from collections import Counter
 
 import pytest
-from tests.rules.gen import Generator
+from tests.rules.differential import compare_random
 from tests.rules.glibc import Regex, cflags_for
 
 from mailwarden.rules.matcher import compile_pattern
@@ -78,54 +77,19 @@ def test_brackets_ranges_equivalence_collating(flags: str) -> None:
         _agree(pattern, flags, [*BYTES, b"\n"])
 
 
-def compare_random(
-    seed: int, count: int, differences: list[tuple[str, bytes, str]] | None = None
-) -> Counter[str]:
-    """`count` random patterns, each run on 8 random subjects by glibc and by mailwarden. A
-    difference fails an assertion, or is appended to `differences` (the long run)."""
-    rng = random.Random(seed)
-    gen = Generator(rng, pcre=False)
-    seen: Counter[str] = Counter()
-
-    def differ(what: str, pattern: bytes, flags: str) -> None:
-        assert differences is not None, (what, pattern, flags)
-        differences.append((what, pattern, flags))
-
-    for _ in range(count):
-        pattern, flags = gen.pattern(), gen.flags()
-        groups = Regex(pattern, cflags_for(flags)).nsub
-        max_sub = rng.randint(1, groups) if groups and rng.random() < 0.6 else 0
-        glibc = Regex(pattern, cflags_for(flags, substitutes=max_sub > 0))
-        try:
-            ours = _ours(pattern, flags, max_sub)
-        except CompileError as exc:
-            if not glibc.error and "not supported by mailwarden" not in exc.reason:
-                differ(f"refused: {exc.reason}", pattern, flags)
-            seen["refused" if not glibc.error else "both refuse"] += 1
-            continue
-        if glibc.error:
-            differ("glibc refuses it", pattern, flags)
-            continue
-        seen["compared"] += 1
-        for _ in range(8):
-            subject = gen.subject()
-            want = glibc.search(subject, groups + 1)
-            m = ours.search(subject)
-            if (m is not None) != (want is not None):
-                differ(f"match on {subject!r}", pattern, flags)
-                break
-            if m is not None and want is not None and max_sub:
-                expected = [subject[a:b] if a >= 0 else b"" for a, b in want[1 : max_sub + 1]]
-                if [m.group(k) or b"" for k in range(1, max_sub + 1)] != expected:
-                    differ(f"$n on {subject!r}", pattern, flags)
-                    break
-    return seen
+def prepare(rng: random.Random, pattern: bytes, flags: str) -> tuple[Regex, int]:
+    """glibc's pattern as dict_regexp.c compiles it: REG_NOSUB unless the result uses $n."""
+    groups = Regex(pattern, cflags_for(flags)).nsub
+    max_sub = rng.randint(1, groups) if groups and rng.random() < 0.6 else 0
+    glibc = Regex(pattern, cflags_for(flags, substitutes=max_sub > 0))
+    glibc.nmatch = max_sub + 1
+    return glibc, max_sub
 
 
 RANDOM_PATTERNS = int(os.environ.get("MAILWARDEN_GLIBC_PATTERNS", "3000"))
 
 
 def test_random_patterns_against_glibc() -> None:
-    seen = compare_random(20261201, RANDOM_PATTERNS)
+    seen = compare_random(Kind.REGEXP, prepare, 20261201, RANDOM_PATTERNS)
     assert seen["compared"] > RANDOM_PATTERNS // 2
     assert seen["refused"] < RANDOM_PATTERNS // 20, seen

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 import random
-from collections import Counter
 
 import pytest
-from tests.rules.gen import Generator
+from tests.rules.differential import compare_random
 from tests.rules.pcre2 import Pcre, options_for
 
 from mailwarden.rules.matcher import compile_pattern
@@ -164,53 +163,15 @@ def test_compiled_size_limit(template: bytes) -> None:
         _agree(b"(" * depth + b"a" + b")" * depth, "", [b"a"])
 
 
-def compare_random(
-    seed: int, count: int, differences: list[tuple[str, bytes, str]] | None = None
-) -> Counter[str]:
-    """`count` random patterns, each run on 8 random subjects by libpcre2 and by mailwarden. A
-    difference fails an assertion, or is appended to `differences` (the long run)."""
-    rng = random.Random(seed)
-    gen = Generator(rng, pcre=True)
-    seen: Counter[str] = Counter()
-
-    def differ(what: str, pattern: bytes, flags: str) -> None:
-        assert differences is not None, (what, pattern, flags)
-        differences.append((what, pattern, flags))
-
-    for _ in range(count):
-        pattern, flags = gen.pattern(), gen.flags()
-        ref = Pcre(pattern, options_for(flags))
-        try:
-            code = _ours(pattern, flags, ref.groups)
-        except CompileError as exc:
-            if not ref.error and "not supported by mailwarden" not in exc.reason:
-                differ(f"refused: {exc.reason}", pattern, flags)
-            seen["refused" if not ref.error else "both refuse"] += 1
-            continue
-        if ref.error:
-            differ("PCRE2 refuses it", pattern, flags)
-            continue
-        seen["compared"] += 1
-        run = code.regex.match if code.anchored else code.regex.search
-        for _ in range(8):
-            subject = gen.subject()
-            want = ref.search(subject)
-            m = run(subject)
-            if (m is not None) != (want is not None):
-                differ(f"match on {subject!r}", pattern, flags)
-                break
-            if m is not None and want is not None:
-                expected = [subject[a:b] if a >= 0 else b"" for a, b in want[1:]]
-                if [m.group(k) or b"" for k in range(1, ref.groups + 1)] != expected:
-                    differ(f"$n on {subject!r}", pattern, flags)
-                    break
-    return seen
+def prepare(rng: random.Random, pattern: bytes, flags: str) -> tuple[Pcre, int]:
+    ref = Pcre(pattern, options_for(flags))
+    return ref, ref.groups
 
 
 RANDOM_PATTERNS = int(os.environ.get("MAILWARDEN_PCRE2_PATTERNS", "3000"))
 
 
 def test_random_patterns_against_pcre2() -> None:
-    seen = compare_random(20261202, RANDOM_PATTERNS)
+    seen = compare_random(Kind.PCRE, prepare, 20261202, RANDOM_PATTERNS)
     assert seen["compared"] > RANDOM_PATTERNS // 2
     assert seen["refused"] < RANDOM_PATTERNS // 50, seen
