@@ -126,6 +126,12 @@ def test_every_script_name() -> None:
         b"[[:a]b:]]",
         b"(*UTF)a",
         b"\\(*a",
+        b"(?",
+        b"(?i",
+        b"(?P=n)(?<n>a)(?P=n)",
+        b"(?Q)",
+        b"(?R)",
+        b"(?P>n)(?<n>a)",
     ],
 )
 @pytest.mark.parametrize("flags", ["", "i", "E"])

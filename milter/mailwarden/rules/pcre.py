@@ -316,12 +316,15 @@ class _Pcre:
                 self.i = at + 3
             elif head[:1] in (b"<", b"'") or head == b"P<":
                 text = self.named_group(at)
+            elif head == b"P=":
+                self.named_backreference(at)
+                return
             elif self.options(at):
                 return
+            elif head[:1] and (head[:1] in b"R0123456789+-&C(|*" or head == b"P>"):
+                raise Unsupported("(? recursion, subroutine, callout, condition or branch reset", at)
             else:
-                raise Unsupported(
-                    "this (? group (recursion, subroutine, callout, condition) is not supported", at
-                )
+                raise PatternError("unrecognized character after (? or (?-", at + 2)
         self.out += text
         self.frames.append(_Frame(kind, f.caseless, f.multiline, at))
         if len(self.frames) > _NEST_LIMIT:
@@ -566,6 +569,17 @@ class _Pcre:
             raise Unsupported("a back reference inside a lookbehind", at)
         self.references.append((at, number))
         self.atom(b"(?:\\g<%d>)" % number, None)
+
+    def named_backreference(self, at: int) -> None:
+        """(?P=name)."""
+        m = re.match(rb"\(\?P=([A-Za-z_]\w*)\)", self.src[at:])
+        if m is None:
+            raise PatternError("syntax error in subpattern name (missing terminator?)", at)
+        self.i = at + m.end()
+        if any(f.kind == "lookbehind" for f in self.frames):
+            raise Unsupported("a back reference inside a lookbehind", at)
+        self.references.append((at, m.group(1)))
+        self.atom(b"(?P=" + m.group(1) + b")", None)
 
     def named_reference(self, e: int, at: int) -> None:
         """\\k<name> \\k'name' \\k{name} \\g{name} and \\gN \\g{N} \\g{-N} \\g-N."""
