@@ -91,8 +91,22 @@ def _properties() -> dict[str, frozenset[int]]:
 _PROPERTIES = _properties()
 
 
+# Sets `regex` has an escape for, with exactly these bytes on a bytes pattern: its fast paths.
+_SHORTHANDS = {
+    _DIGIT: b"\\d",
+    _ALL - _DIGIT: b"\\D",
+    _WORD: b"\\w",
+    _ALL - _WORD: b"\\W",
+    _SPACES: b"\\s",
+    _ALL - _SPACES: b"\\S",
+}
+
+
 def _never(members: frozenset[int] | set[int]) -> bytes:
-    return byte_class(members) if members else b"(?!)"
+    """The bytes as a `regex` item: a shorthand, a class, or (empty set) an item that never matches."""
+    if not members:
+        return b"(?!)"
+    return _SHORTHANDS.get(frozenset(members)) or byte_class(members)
 
 
 def translate_pcre(src: bytes, flags: str) -> Translated:
