@@ -83,13 +83,13 @@ class _Posix:
         self.opened: list[tuple[int, int]] = []
         """(offset, group number) of each open group."""
         self.groups = 0
+        self.warnings: list[tuple[int, str]] = []
         # glibc lets \n refer only to a group closed earlier in the same alternative.
         self.completed: set[int] = set()
-        self.warnings: list[tuple[int, str]] = []
         self.branches: list[tuple[set[int], set[int]]] = [(set(), set())]
+        """Per level: (groups closed when the level opened, groups closed in its earlier alternatives)."""
         self.prefixes: list[tuple[bool, bool]] = [(True, False)]
         """Per level: prefix() of the level's group where it opened."""
-        """Per level: (groups closed when the level opened, groups closed in its earlier alternatives)."""
 
     def add(self, text: bytes, kind: int = ATOM, nullable: bool = False, anchored: bool = False) -> None:
         zero_width = kind in (ANCHOR, BAR)
