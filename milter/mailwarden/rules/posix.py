@@ -12,6 +12,9 @@ results a Perl-style engine does not share, reproduced here:
 - everything else folds ASCII letters only, as `regex` does on bytes.
 POSIX reports the leftmost *longest* match; a rule whose result uses $n runs in `regex`'s POSIX
 mode so that $n is what glibc reports (tests/rules/test_glibc_regex.py compares the two).
+glibc's irregular corners are reproduced where they can be (a back reference only to a group
+closed in the same alternative; without REG_NEWLINE, `^` after and `$` before a newline that the
+match consumes) and refused where they cannot (see rules/README.md).
 """
 
 from __future__ import annotations
