@@ -12,6 +12,7 @@ import argparse
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from tests.rules import test_glibc_regex, test_pcre2
@@ -28,7 +29,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11_000)
     args = parser.parse_args()
     started = time.monotonic()
-    report: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)  # section by section: a long run stopped early still reports
+
+    def say_all(lines: Iterable[str]) -> None:
+        for line in lines:
+            say(line)
+
     for n, (name, kind, prepare) in enumerate(
         (
             ("glibc regexp patterns", Kind.REGEXP, test_glibc_regex.prepare),
@@ -37,8 +45,8 @@ def main() -> int:
     ):
         differences: list[Difference] = []
         seen = compare_random(kind, prepare, args.seed + n, args.patterns, differences)
-        report.append(f"{name}: {dict(seen)}, differences: {len(differences)}")
-        report.extend(f"  {what}: {pattern!r} flags {flags!r}" for what, pattern, flags in differences[:20])
+        say(f"{name}: {dict(seen)}, differences: {len(differences)}")
+        say_all(f"  {what}: {pattern!r} flags {flags!r}" for what, pattern, flags in differences[:20])
     for kind_name in ("pcre", "regexp"):
         table_differences: list[tuple[str, bytes, bytes]] = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -47,13 +55,12 @@ def main() -> int:
             )
         kinds = Counter(what.split(":")[0] for what, _, _ in table_differences)
         found = f"differences: {len(table_differences)} {dict(kinds)}"
-        report.append(f"{kind_name} tables against postmap: {dict(seen)}, {found}")
-        report.extend(
+        say(f"{kind_name} tables against postmap: {dict(seen)}, {found}")
+        say_all(
             f"  {what}: table {table!r} message {message!r}"
             for what, table, message in table_differences[:20]
         )
-    report.append(f"elapsed: {time.monotonic() - started:.0f} s")
-    print("\n".join(report))
+    say(f"elapsed: {time.monotonic() - started:.0f} s")
     return 0
 
 
