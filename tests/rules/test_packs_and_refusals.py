@@ -130,6 +130,8 @@ REFUSED = [
     ("regexp", b"/x(^X){0,2}/ INFO x", "an anchor inside a group repeated"),
     ("regexp", b"/a*^b/ INFO x", "^ after something that may match nothing"),
     ("regexp", b"/a$b*/ INFO x", "$ before something that may match nothing"),
+    ("regexp", b"/x(b+){0,2}/ INFO $1", "a group repeated {0,m}"),
+    ("regexp", b"/x(\\<a)\\1/ INFO x", "a back reference to a group holding an anchor"),
 ]
 
 

@@ -89,6 +89,7 @@ class _Posix:
         self.warnings: list[tuple[int, str]] = []
         # glibc lets \n refer only to a group closed earlier in the same alternative.
         self.completed: set[int] = set()
+        self.anchored_groups: set[int] = set()
         self.branches: list[tuple[set[int], set[int]]] = [(set(), set())]
         """Per level: (groups closed when the level opened, groups closed in its earlier alternatives)."""
         self.prefixes: list[tuple[bool, bool]] = [(True, False)]
@@ -116,9 +117,13 @@ class _Posix:
         if item.anchored and (q == b"+" or re.search(rb"[2-9]|\d\d|,}", q)):
             # glibc copies the group for each counted repeat and the copies lose the anchor.
             raise Unsupported("an anchor inside a group repeated with + or {n,m}", at)
+        capturing = text.startswith(b"(") and not text.startswith(b"(?")
         if item.kind == QUANTIFIED:
             text = b"(?:" + text + b")"
-        elif self.substitutes and item.nullable and text.startswith(b"(") and not text.startswith(b"(?"):
+        elif self.substitutes and capturing and re.fullmatch(rb"\{0,(\d\d+|[2-9])\}", q):
+            # glibc's copies of the group: $n is an iteration other than the one POSIX picks.
+            raise Unsupported("a group repeated {0,m} (m above 1), with $n substitution", at)
+        elif self.substitutes and item.nullable and capturing:
             # glibc stops repeating a group at its last non-empty iteration, `regex` takes one
             # more empty one: $n would differ ("(a*)+b" on "aab": "aa" against "").
             raise Unsupported("a repeated group that can match the empty string, with $n substitution", at)
@@ -178,6 +183,8 @@ class _Posix:
         _, number = self.opened.pop()
         self.completed |= self.branches.pop()[1]
         self.completed.add(number)
+        if any(t.anchored for t in items):
+            self.anchored_groups.add(number)
         text = b"(" + b"".join(t.text for t in items) + b")"
         self.add(text, ATOM, _nullable(items), any(t.anchored for t in items))
 
@@ -211,6 +218,9 @@ class _Posix:
         elif 49 <= e <= 57:
             if e - 48 not in self.completed:
                 raise PatternError("Invalid back reference", at)
+            if e - 48 in self.anchored_groups:
+                # glibc: such a reference fails after a newline the match consumed ("\n(^)\1").
+                raise Unsupported("a back reference to a group holding an anchor", at)
             self.add(b"(?:\\" + bytes([e]) + b")", ATOM, True)
         elif self.icase and 97 <= e <= 122:
             self.add(_NEVER)  # glibc keeps the escaped letter's case; the subject is upper-cased
