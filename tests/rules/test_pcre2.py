@@ -107,6 +107,7 @@ def test_every_script_name() -> None:
         b"\\k<m>(?<n>a)",
         b"(?<n>a)(?<n>b)",
         b"\\k{2}()()",
+        b"\\p{70000}\\P{1a}",
         b"(?<n2>a)\\k<n2>",
         b"(a)(b)\\g{-1}\\g-2\\g{2}\\g1",
         b"(a)\\10",

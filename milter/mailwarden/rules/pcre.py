@@ -478,7 +478,7 @@ class _Pcre:
         key = name.decode("latin-1").lower().replace(" ", "").replace("_", "").replace("-", "")
         key = re.sub(r"^(?:sc|script)[:=]", "", key)
         members = _PROPERTIES.get(key, frozenset() if key in SCRIPTS else None)
-        if members is None and (len(name) == 1 or not re.fullmatch(rb"[A-Za-z0-9 _&:=-]+", name)):
+        if members is None and (len(name) == 1 or not re.fullmatch(r"[a-z][a-z0-9&:=]*", key)):
             raise PatternError("unknown property name after \\P or \\p", at)
         if members is None:  # perhaps one of PCRE2's many script or Bidi names
             raise Unsupported(f"property \\p{{{name.decode('latin-1')}}} is not supported", at)
