@@ -131,7 +131,9 @@ REFUSED = [
     ("regexp", b"/a*^b/ INFO x", "^ after something that may match nothing"),
     ("regexp", b"/a$b*/ INFO x", "$ before something that may match nothing"),
     ("regexp", b"/x(b+){0,2}/ INFO $1", "a group repeated {0,m}"),
-    ("regexp", b"/x(\\<a)\\1/ INFO x", "a back reference to a group holding an anchor"),
+    ("regexp", b"/x(\\<a)\\1/ INFO x", "a back reference to a group that is repeated"),
+    ("regexp", b"/a(){2}\\1/ INFO x", "a back reference to a group that is repeated"),
+    ("regexp", b"/a(x+){2}\\1/ INFO x", "a back reference to a group that is repeated"),
 ]
 
 

@@ -71,6 +71,8 @@ class _Item:
     """Whether the item can match the empty string."""
     anchored: bool = False
     """Whether the item holds an anchor (^ $ \\b \\< ...)."""
+    numbers: frozenset[int] = frozenset()
+    """The groups the item holds."""
 
 
 class _Posix:
@@ -90,6 +92,8 @@ class _Posix:
         # glibc lets \n refer only to a group closed earlier in the same alternative.
         self.completed: set[int] = set()
         self.anchored_groups: set[int] = set()
+        self.nullable_groups: set[int] = set()
+        self.repeated_groups: set[int] = set()
         self.branches: list[tuple[set[int], set[int]]] = [(set(), set())]
         """Per level: (groups closed when the level opened, groups closed in its earlier alternatives)."""
         self.prefixes: list[tuple[bool, bool]] = [(True, False)]
@@ -128,7 +132,8 @@ class _Posix:
             # more empty one: $n would differ ("(a*)+b" on "aab": "aa" against "").
             raise Unsupported("a repeated group that can match the empty string, with $n substitution", at)
         nullable = item.nullable or q in (b"*", b"?") or q.startswith((b"{0", b"{,"))
-        level[-1] = _Item(text + q, QUANTIFIED, nullable, item.anchored)
+        level[-1] = _Item(text + q, QUANTIFIED, nullable, item.anchored, item.numbers)
+        self.repeated_groups |= item.numbers
 
     def open_group(self, at: int) -> None:
         self.groups += 1
@@ -185,8 +190,12 @@ class _Posix:
         self.completed.add(number)
         if any(t.anchored for t in items):
             self.anchored_groups.add(number)
+        nullable = _nullable(items)
+        if nullable:
+            self.nullable_groups.add(number)
         text = b"(" + b"".join(t.text for t in items) + b")"
-        self.add(text, ATOM, _nullable(items), any(t.anchored for t in items))
+        numbers = frozenset({number}).union(*(t.numbers for t in items))
+        self.levels[-1].append(_Item(text, ATOM, nullable, any(t.anchored for t in items), numbers))
 
     def run(self) -> bytes:
         i, n = 0, len(self.src)
@@ -218,9 +227,11 @@ class _Posix:
         elif 49 <= e <= 57:
             if e - 48 not in self.completed:
                 raise PatternError("Invalid back reference", at)
-            if e - 48 in self.anchored_groups:
-                # glibc: such a reference fails after a newline the match consumed ("\n(^)\1").
-                raise Unsupported("a back reference to a group holding an anchor", at)
+            if e - 48 in self.anchored_groups | self.nullable_groups | self.repeated_groups:
+                # glibc fails some of these where they match: "\n(^)\1", "a(){2}\1", "a(x+){2}\1".
+                raise Unsupported(
+                    "a back reference to a group that is repeated, may be empty or holds an anchor", at
+                )
             self.add(b"(?:\\" + bytes([e]) + b")", ATOM, True)
         elif self.icase and 97 <= e <= 122:
             self.add(_NEVER)  # glibc keeps the escaped letter's case; the subject is upper-cased
