@@ -163,6 +163,8 @@ class _Pcre:
         self.last_size = (0, False)
         """(size bound, is a group) of the last item, for a quantifier's copies."""
         self.names_size = 0
+        self.started = opts["A"]
+        """Whether anything but the opening of groups came before (the A flag anchors the start)."""
 
     @property
     def frame(self) -> _Frame:
@@ -219,6 +221,7 @@ class _Pcre:
     # -- items ------------------------------------------------------------------------------
 
     def atom(self, text: bytes, width: int | None = 1, size: int | None = None) -> None:
+        self.started = True
         self.out += text
         self.add_width(width)
         self.target = width if width is not None else -1
@@ -226,6 +229,7 @@ class _Pcre:
         self.frame.size += self.last_size[0]
 
     def assertion(self, text: bytes) -> None:
+        self.started = True
         self.out += text
         self.target = None
         self.frame.size += len(text) + 1
@@ -326,6 +330,12 @@ class _Pcre:
                 self.i = at + 4
             elif head[:1] in (b":", b"=", b"!", b">"):
                 kind = "lookahead" if head[:1] in b"=!" else "group"
+                if head[:1] == b"=" and not self.started and not src.startswith((b".*", b".+"), at + 3):
+                    # PCRE2 10.42 takes the lookahead's first character as the match's first
+                    # character and then misses matches: "(?=a)b*a" fails on "a" (fixed in 10.45).
+                    raise Unsupported(
+                        "a pattern that starts with a lookahead (PCRE2 10.42 misses matches)", at
+                    )
                 text = b"(?" + head[:1]
                 self.i = at + 3
             elif head[:1] in (b"<", b"'") or head == b"P<":
