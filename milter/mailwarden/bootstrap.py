@@ -16,7 +16,8 @@ from typing import Any
 from mailwarden.authres import build as authres
 from mailwarden.buildenv import BuildEnv
 from mailwarden.config import Config
-from mailwarden.core.decisions import ACCEPT, Verdict
+from mailwarden.core.decisions import ACCEPT, Outcome, Verdict
+from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase, Pipeline, Stage, default_error_verdict
 from mailwarden.core.policy import DirectionPolicy
 from mailwarden.core.ports import Clock, Random, Resolver
@@ -25,6 +26,8 @@ from mailwarden.core.registry import explain as registry_explain
 from mailwarden.core.stages.hopcount import Hopcount
 from mailwarden.dkim import build as dkim
 from mailwarden.dmarc import build as dmarc
+from mailwarden.reports.build import build_recorder
+from mailwarden.reports.recorder import Recorder
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules import build as rules
@@ -38,24 +41,34 @@ class Runtime:
     direction: DirectionPolicy
     pipeline: Pipeline
     authserv_id: str
+    recorder: Recorder | None = None  # DMARC report rows; None when [reports] store is empty
+
+    def record(self, tx: Transaction, outcome: Outcome) -> None:
+        """Queue the message's DMARC evaluation for reports; never slows or fails the message."""
+        if self.recorder is not None:
+            self.recorder.record_outcome(tx, outcome)
 
 
 SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
 
 
 def default_rules_dir() -> Path | None:
-    """rules/ beside milter/ in a checkout, else /etc/mailwarden/rules; None when neither exists."""
-    for candidate in (Path(__file__).resolve().parents[2] / "rules", SYSTEM_RULES_DIR):
-        if candidate.is_dir():
+    """rules/ of a checkout, else /etc/mailwarden/rules, else the packs the wheel carries."""
+    from mailwarden import packaged
+
+    for candidate in (packaged.in_checkout("rules"), SYSTEM_RULES_DIR, packaged.in_wheel("rules")):
+        if candidate is not None and candidate.is_dir():
             return candidate
     return None
 
 
 def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
+    from mailwarden.metrics import counted
+
     all_zones = (*config.dns.zones, *zones)
     if all_zones:
-        return StaticZone.from_files(all_zones)
-    return LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size)
+        return counted(StaticZone.from_files(all_zones))
+    return counted(LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size))
 
 
 def _spec(name: str, phase: Phase, build: Callable[[BuildEnv], Stage], enabled: Callable[[BuildEnv], bool],
@@ -131,7 +144,8 @@ def build_runtime(
     on_error = default_error_verdict if config.milter.on_error == "tempfail" else _accept_on_error
     pipeline = Pipeline(build_stages(env), on_error=on_error)
     direction = DirectionPolicy.build(config.policy.originating_daemons, config.policy.trusted_networks)
-    return Runtime(config, env.resolver, direction, pipeline, env.authserv_id)
+    recorder = build_recorder(config, env.resolver)  # starts nothing until the milter records
+    return Runtime(config, env.resolver, direction, pipeline, env.authserv_id, recorder)
 
 
 def build_env(
