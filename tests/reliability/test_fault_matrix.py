@@ -152,7 +152,10 @@ def test_the_spool_directory_removed(postfix: PostfixInstance, served: Callable[
                                      tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()
-    served(zone_text=ZONE, config=CONFIG + "[milter]\nspool_threshold = 0\n", env={"TMPDIR": str(spool)})
+    # One worker: a worker's first spool file fixes its temporary directory (tempfile falls back to
+    # /tmp when TMPDIR is missing at that moment), and this one must have settled on `spool`.
+    config = CONFIG + "[milter]\nspool_threshold = 0\nworkers = 1\n"
+    served(zone_text=ZONE, config=config, env={"TMPDIR": str(spool)})
     good_still_delivered(postfix)  # the spool works, and tempfile has settled on it
     shutil.rmtree(spool)
     sent = send(postfix, postfix.alt, "spooled", from_domain="good.test", tries=3,
