@@ -1,11 +1,17 @@
 """Header parsing and writing give back the input byte for byte when nothing was edited.
 
 A message read from an archive (dry-run), split into the headers a milter sees, the MTA's own
-Received and the delivery headers, then written out (`--write`), must be the same bytes: a
-milter leaves unedited headers alone, and so must our model of them.
+Received and the delivery headers, then written out (`--write`), must be the bytes Postfix would
+deliver: the input itself, except that Postfix's smtp_get() drops bare CRs before a line end.
+
+Not generated: whitespace between a header name and its colon (`Subject : x`). Postfix hands a
+milter the name without it, core.wire does the same, so `--write` drops it; a milter-side model
+has no way to keep it.
 """
 
 from __future__ import annotations
+
+import re
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,9 +32,9 @@ RECEIVED = st.sampled_from([
     b"\n\tfor <bob@rcpt.test>; Sun, 22 Nov 2026 02:43:31 +0000 (UTC)",
     b" from h ([IPv6:2001:db8::1]) by mx",
 ])
-# Line content: any byte but CR and LF (a bare CR inside a line is kept too, below).
+# Line content: any byte but CR and LF; WITH_CR adds a bare CR anywhere, at the end too.
 LINE = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
-INNER_CR = st.tuples(LINE, LINE).map(lambda t: t[0] + b"\r" + t[1] if t[1] else t[0])
+WITH_CR = st.tuples(LINE, st.sampled_from([b"\r", b""]), LINE).map(b"".join)
 
 
 @st.composite
@@ -37,7 +43,7 @@ def header_lines(draw: st.DrawFn) -> bytes:
     name = draw(NAMES).encode()
     if name.lower() == b"received" and draw(st.booleans()):
         return name + b":" + draw(RECEIVED)
-    first = draw(st.one_of(LINE, INNER_CR))
+    first = draw(st.one_of(LINE, WITH_CR))
     folds = draw(st.lists(st.tuples(st.sampled_from([b" ", b"\t", b"  "]), LINE), max_size=3))
     return b"\n".join([name + b":" + first, *(ws + rest for ws, rest in folds)])
 
@@ -45,15 +51,17 @@ def header_lines(draw: st.DrawFn) -> bytes:
 @st.composite
 def messages(draw: st.DrawFn, eol: bytes) -> bytes:
     headers = draw(st.lists(header_lines(), min_size=1, max_size=8))
-    body_lines = draw(st.lists(st.one_of(LINE, INNER_CR), max_size=6))
+    body_lines = draw(st.lists(st.one_of(LINE, WITH_CR), max_size=6))
     if eol == b"\n":
         headers = [h.replace(b"\r", b"") for h in headers]
         body_lines = [line.replace(b"\r", b"") for line in body_lines]
     head = b"".join(h.replace(b"\n", eol) + eol for h in headers)
-    body = b"".join(line + eol for line in body_lines)
-    if draw(st.booleans()) and body_lines:
-        body = body[: -len(eol)]  # no final line end
-    return head + eol + body
+    return head + eol + b"".join(line + eol for line in body_lines)
+
+
+def as_postfix_delivers(data: bytes) -> bytes:
+    """smtp_get(): "We remove bare CR if received before CRLF, and leave it alone otherwise"."""
+    return re.sub(rb"\r*\n", b"\r\n", data)
 
 
 def rebuilt(data: bytes) -> bytes:
@@ -66,7 +74,7 @@ def rebuilt(data: bytes) -> bytes:
 
 @given(messages(b"\r\n"))
 def test_crlf_message_round_trips(data: bytes) -> None:
-    assert rebuilt(data) == data
+    assert rebuilt(data) == as_postfix_delivers(data)
 
 
 @given(messages(b"\n"))
@@ -78,6 +86,6 @@ def test_lf_message_round_trips(data: bytes) -> None:
 
 @given(header_lines())
 def test_each_header_writes_back_as_read(line: bytes) -> None:
-    raw = line.replace(b"\n", b"\r\n")
-    (header,) = parse_message(raw + b"\r\n\r\n").headers
-    assert header.raw() == raw
+    raw = as_postfix_delivers(line.replace(b"\n", b"\r\n") + b"\r\n")
+    (header,) = parse_message(raw + b"\r\n").headers
+    assert header.raw() + b"\r\n" == raw
