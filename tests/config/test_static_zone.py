@@ -263,7 +263,7 @@ class ChainingDns(LoopbackDns):
 @pytest.fixture
 def chaining_dns() -> Iterator[ChainingDns]:
     try:
-        server = ChainingDns(StaticZone.from_text(CHAINS + chain_of(9)))
+        server = ChainingDns(StaticZone.from_text(CHAINS + chain_of(9) + WILDCARDS))
     except PermissionError:
         pytest.skip("port 53 needs root")
     yield server
@@ -275,7 +275,7 @@ def chaining_dns() -> Iterator[ChainingDns]:
     ("a.chain.test", "CNAME"), ("to-nx.chain.test", "TXT"), ("c.chain.test", "TXT"),
     ("loop1.chain.test", "TXT"), ("self.chain.test", "A"), ("to-slow.chain.test", "TXT"),
     ("to-slow.chain.test", "A"), ("to-broken.chain.test", "MX"), ("h1.long.test", "TXT"),
-    ("h0.long.test", "TXT"),
+    ("h0.long.test", "TXT"), ("any.wild.test", "TXT"), ("mail.alias.test", "TXT"),
 ])
 def test_live_resolver_reads_a_chained_answer_as_the_zone_gives_it(
     chaining_dns: ChainingDns, name: str, rdtype: str
@@ -316,3 +316,29 @@ example.com.                        IN TXT "v=spf1 -all"
     assert auth["spf"]["result"] == "fail"
     dmarc = auth["dmarc"]
     assert (dmarc["result"], dmarc["policy"], dmarc["alignment"]["dkim"]) == ("pass", "reject", "pass")
+
+
+WILDCARDS = """
+$TTL 300
+*.wild.test.        IN TXT "v=spf1 -all"
+*.wild.test.        IN MX 0 .
+exists.wild.test.   IN A 192.0.2.9
+deep.exists.wild.test. IN A 192.0.2.10
+*.alias.test.       IN CNAME target.test.
+target.test.        IN TXT "via a wildcard CNAME"
+"""
+
+
+def test_wildcards_answer_for_absent_names_only() -> None:
+    """RFC 4592 section 2.2: a wildcard matches names (of any depth) below its parent that do not
+    exist; an existing name, or one with names below it, is answered by itself."""
+    zone = StaticZone.from_text(WILDCARDS)
+    assert zone.query("anything.wild.test", "TXT") == DnsAnswer("anything.wild.test", "TXT", Rcode.NOERROR,
+                                                                (b"v=spf1 -all",), 300)
+    assert zone.query("a.b.c.wild.test", "MX").records == ("0 .",)
+    assert zone.query("anything.wild.test", "A").records == ()  # NODATA from the wildcard
+    assert zone.query("exists.wild.test", "TXT").records == ()  # exists: no synthesis
+    assert zone.query("x.deep.exists.wild.test", "TXT").rcode is Rcode.NXDOMAIN  # closest encloser has no *
+    assert zone.query("wild.test", "TXT").records == ()
+    assert zone.txt("mail.alias.test") == [b"via a wildcard CNAME"]
+    assert zone.query("other.test", "TXT").rcode is Rcode.NXDOMAIN

@@ -5,7 +5,8 @@ A file holds either names of many unrelated domains, written as absolute names, 
 BIND zone ($ORIGIN, $TTL, relative names, SOA, NS). An SOA may stand at any name, so several
 zones may share a file. A name that is absent, with nothing below it, is NXDOMAIN; a name
 present without the type, or one with names below it only (an empty non-terminal, RFC 8020),
-is NODATA. As in BIND, a name with a CNAME holds no other data, and one CNAME only.
+is NODATA. A wildcard (`*.example.com.`) answers for names below its parent that do not exist
+(RFC 4592). As in BIND, a name with a CNAME holds no other data, and one CNAME only.
 
 CNAMEs are followed for every query type except CNAME (RFC 1034 sections 3.6.2 and 4.3.2,
 RFC 2181 section 10.1): the answer carries the queried name, the final name's rcode and its
@@ -129,10 +130,11 @@ class StaticZone:
         owner, chain = key, list[tuple[str, str, int]]()
         for _ in range(MAX_CNAME_CHAIN + 1):
             self._raise_fault(key, owner, rdtype)
-            if owner not in self._names:
+            source = owner if owner in self._names else self._wildcard(owner)
+            if source is None:
                 return tuple(chain), DnsAnswer(key, rdtype, Rcode.NXDOMAIN)
-            found = self._records.get((owner, rdtype))
-            alias = self._records.get((owner, "CNAME"))
+            found = self._records.get((source, rdtype))
+            alias = self._records.get((source, "CNAME"))
             if found is not None or alias is None or rdtype == "CNAME":
                 records, ttl = found or ((), 0)
                 return tuple(chain), DnsAnswer(key, rdtype, Rcode.NOERROR, records, ttl)
@@ -142,6 +144,17 @@ class StaticZone:
             chain.append((owner, target, alias[1]))
             owner = target
         raise DnsTempError(key, rdtype, f"CNAME chain longer than {MAX_CNAME_CHAIN}")
+
+    def _wildcard(self, name: str) -> str | None:
+        """The wildcard that answers for an absent name (RFC 4592): `*` below the closest
+        existing name above it, if there is one."""
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            encloser = ".".join(labels[i:])
+            if encloser in self._names:
+                star = "*." + encloser
+                return star if star in self._names else None
+        return None
 
     def _raise_fault(self, key: str, owner: str, rdtype: str) -> None:
         fault = self._faults.get((owner, rdtype)) or self._faults.get((owner, "*"))
