@@ -10,17 +10,18 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mailwarden.authres.headers import authserv_id, received_spf, results, strip_comments
+from mailwarden.authres.strip import forged_deletes
+from mailwarden.core.auth import SpfScope
 from mailwarden.core.model import Header
 from mailwarden.dkim.keys import KeyRecordError, parse_key_record
 from mailwarden.dkim.tags import TagError, parse_signature, parse_tags
 from mailwarden.dmarc import record as dmarc_record
-from mailwarden.dmarc.authres_strip import forged_deletes
-from mailwarden.dmarc.headers import authserv_id, received_spf, results, strip_comments
-from mailwarden.dmarc.spf_query import RESULTS, check_spf
-from mailwarden.dmarc.spf_upstream import upstream_spf
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules.matcher import compile_pattern
 from mailwarden.rules.table import Kind, parse_table
+from mailwarden.spf.query import RESULTS, check_spf
+from mailwarden.spf.upstream import upstream_spf
 
 
 def pieces(*grammar: bytes) -> st.SearchStrategy[bytes]:
@@ -178,12 +179,12 @@ SENDERS = st.sampled_from(["a@s.test", "a@x.test", "a@loop.test", "s.test", "", 
 HELOS = st.sampled_from(["s.test", "x.test", "[192.0.2.1]", "", "unknown", "\u00e9.test"])
 
 
-@given(spf_zones(), IPS, SENDERS, HELOS, st.sampled_from(["mailfrom", "helo"]))
+@given(spf_zones(), IPS, SENDERS, HELOS, st.sampled_from(list(SpfScope)))
 # Found by the long run: no client address (pyspf raised AttributeError).
 @example(StaticZone.from_text('x.test. 60 IN TXT "v=spf1 a include:x.test -all"'), "", "a@x.test", "",
-         "mailfrom")
+         SpfScope.MAILFROM)
 def test_spf_over_random_records_gives_a_result(zone: StaticZone, ip: str, sender: str, helo: str,
-                                                identity: str) -> None:
+                                                identity: SpfScope) -> None:
     result = check_spf(zone, ip, sender, helo, identity)
     assert result.result in RESULTS
 
