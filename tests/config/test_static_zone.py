@@ -262,6 +262,7 @@ class ChainingDns(LoopbackDns):
 
 @pytest.fixture
 def chaining_dns() -> Iterator[ChainingDns]:
+    """Port 53 of a loopback address (resolv.conf knows no port): root only."""
     try:
         server = ChainingDns(StaticZone.from_text(CHAINS + chain_of(9) + WILDCARDS))
     except PermissionError:
@@ -270,6 +271,7 @@ def chaining_dns() -> Iterator[ChainingDns]:
     server.close()
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("name, rdtype", [
     ("a.chain.test", "TXT"), ("a.chain.test", "A"), ("b.chain.test", "TXT"), ("a.chain.test", "MX"),
     ("a.chain.test", "CNAME"), ("to-nx.chain.test", "TXT"), ("c.chain.test", "TXT"),

@@ -7,6 +7,7 @@ import grp
 import os
 import pwd
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from mailwarden.dkim.keys import KeyError_, load_private_key
 
 KEY = Path(__file__).resolve().parent.parent / "data" / "dkim" / "ed.key"
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to other users needs root")
+def needs_root(test: Callable[..., None]) -> Callable[..., None]:
+    """chown to other users needs root."""
+    return pytest.mark.root(pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")(test))
 
 
 def key_in(directory: Path, mode: int) -> Path:
