@@ -63,19 +63,20 @@ def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
 
 def build_stages(env: BuildEnv) -> list[Stage]:
     # Imported here so a feature's import cost and errors stay with the runtime that uses it.
+    from mailwarden.arc.build import with_arc
     from mailwarden.dkim.build import sign_stages, verify_stages
     from mailwarden.dmarc.build import auth_stages
     from mailwarden.rules.build import rule_stages
 
     config = env.config
-    return [
+    return with_arc(env, [
         Hopcount(config.hopcount.limit),
         *rule_stages(env),
         *verify_stages(env),
         *auth_stages(env),
         # Signing comes last, so the signature covers exactly the headers delivered.
         *sign_stages(env),
-    ]
+    ])
 
 
 def build_runtime(

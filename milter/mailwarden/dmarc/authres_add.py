@@ -20,6 +20,8 @@ from authres.core import (
 )
 from authres.dmarc import DMARCAuthenticationResult
 
+from mailwarden.arc.clause import arc_clause
+from mailwarden.arc.result import ARC_FACT, ArcResult
 from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, SPF_FACT, DkimResult, SpfResult
 from mailwarden.core.decisions import AddHeader, Outcome, StageResult
 from mailwarden.core.model import Direction, Transaction
@@ -99,6 +101,9 @@ def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[
     for sig in facts.get(DKIM_FACT) or ():
         if isinstance(sig, DkimResult):
             out.append(dkim_clause(sig))
+    arc = facts.get(ARC_FACT)
+    if isinstance(arc, ArcResult):
+        out.append(arc_clause(arc))
     dmarc = facts.get(DMARC_FACT)
     if isinstance(dmarc, DmarcResult):
         out.append(dmarc_clause(dmarc))
@@ -135,6 +140,8 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
     )
     if dmarc.policy:
         clause.policy = dmarc.policy
+    if dmarc.override == "arc":  # a trusted ARC chain overrode the policy (mailwarden.arc.override)
+        clause.properties.append(AuthenticationResultProperty("policy", "override", "arc"))
     return clause
 
 

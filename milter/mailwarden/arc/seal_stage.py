@@ -1,0 +1,78 @@
+"""The arc-seal stage: the pipeline's last, after our A-R header is final and after DKIM signing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailwarden.arc.chain import collect
+from mailwarden.arc.result import ARC_FACT, ArcResult
+from mailwarden.arc.seal import ArcSealer
+from mailwarden.arc.verify import MAX_INSTANCES
+from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.core.model import Direction, Transaction, strip_brackets
+from mailwarden.core.pipeline import Phase
+from mailwarden.dkim.sign import SigningKey
+from mailwarden.dmarc.authres_add import header_value
+
+# The chain status we vouch for, by our verification result. temperror and permerror: we cannot
+# say, so we do not seal (the next hop still sees the incoming chain and can decide itself).
+_CV = {"none": "none", "pass": "pass", "fail": "fail"}
+
+
+@dataclass(frozen=True)
+class SealRule:
+    key: SigningKey
+    directions: frozenset[Direction]
+    recipient_domains: tuple[str, ...] = ()
+
+    def matches(self, tx: Transaction) -> bool:
+        if tx.direction not in self.directions:
+            return False
+        if not self.recipient_domains:
+            return True
+        for rcpt in tx.envelope.rcpts:
+            domain = strip_brackets(rcpt).rpartition("@")[2].lower().rstrip(".")
+            if any(domain == d or domain.endswith("." + d) for d in self.recipient_domains):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class ArcSeal:
+    sealer: ArcSealer
+    rules: tuple[SealRule, ...]
+    authserv_id: str
+    clock: Callable[[], float]
+    name: str = "arc-seal"
+    phase: Phase = Phase.MESSAGE
+
+    def applies(self, tx: Transaction) -> bool:
+        return any(tx.direction in r.directions for r in self.rules)
+
+    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+        rule = next((r for r in self.rules if r.matches(tx)), None)
+        if rule is None:
+            return StageResult(notes=("arc-seal: no sealing rule matches",))
+        arc = outcome.facts.get(ARC_FACT)
+        cv = _CV.get(arc.result, "") if isinstance(arc, ArcResult) else ""
+        if not cv or not isinstance(arc, ArcResult):
+            why = f"chain status {arc.result if isinstance(arc, ArcResult) else 'unknown'}"
+            return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
+                               notes=(f"arc-seal: not sealed: {why}",))
+        msg = tx.message
+        headers = [*msg.above, *msg.headers]  # as delivered, minus the MTA's hidden Received
+        chain = collect(headers)
+        if chain.count >= MAX_INSTANCES:
+            why = f"the chain already has {chain.count} sets"
+            return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
+                               notes=(f"arc-seal: not sealed: {why}",))
+        authres = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
+        new = self.sealer.seal(rule.key, chain, cv, authres.lstrip(), headers, msg.body.chunks, self.clock())
+        # Each insert at index 0 lands above the one before: insert AAR, AMS, then AS on top.
+        edits = [AddHeader(h.name, h.value, index=0) for h in reversed(new)]
+        k = rule.key
+        info = {"sealed": True, "i": chain.count + 1, "cv": cv, "d": k.domain, "s": k.selector,
+                "algorithm": k.key.algorithm}
+        return StageResult(edits=edits, auth={"arc_seal": info},
+                           notes=(f"arc-seal i={chain.count + 1} cv={cv} d={k.domain} s={k.selector}",))
