@@ -9,15 +9,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+import dkim
 from mailwarden.arc.result import ArcResult
 from mailwarden.arc.verify import ArcPolicy, ArcVerifier
-from mailwarden.core.model import Header
+from mailwarden.bootstrap import Runtime, build_runtime
+from mailwarden.config import parse
+from mailwarden.core.model import Body, Connection, Direction, Envelope, Header, Message, Transaction
 from mailwarden.core.wire import parse_message
 from mailwarden.dkim.keys import PrivateKey, load_private_key
 from mailwarden.dkim.sign import Signer, SigningKey
 from mailwarden.resolver.static import StaticZone
-
-import dkim
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 ZONE = DATA / "arc" / "arc.zone"
@@ -131,4 +132,43 @@ def our_hop(raw: bytes, domain: str, keyname: str = "rsa", results: str = FIRST_
     sealer = ArcSealer(("From", "To", "Subject", "Date", "Message-ID", "DKIM-Signature"))
     new = sealer.seal(signing_key(keyname, domain), collect(parsed.headers), cv, authres, parsed.headers,
                       lambda: iter([parsed.body]), NOW)
+    return b"".join(h.raw() + b"\r\n" for h in [*new, *parsed.headers]) + b"\r\n" + parsed.body
+
+
+def make_tx(raw: bytes, ip: str = "198.51.100.7", mail_from: str = "<list-bounces@list.example.org>",
+            rcpts: tuple[str, ...] = ("<bob@rcpt.example>",), direction: str = "inbound") -> Transaction:
+    parsed = parse_message(raw)
+    return Transaction(
+        Connection(ip, 25000, "unknown", "mx.list.example.org", {}),
+        Envelope(mail_from, (), rcpts, "QID1"),
+        Message(parsed.headers, Body.from_bytes(parsed.body), mta_header=Header("Received", " from x by us")),
+        Direction(direction),
+    )
+
+
+def runtime(extra: str = "", keydir: Path | None = None) -> Runtime:
+    """A runtime over the ARC zone; `keydir` adds [dkim.keys] rsa/ed for list.example.org."""
+    text = '[policy]\nauthserv_id = "mx.rcpt.example"\ntrusted_networks = []\n'
+    if keydir is not None:
+        text += "[dkim]\nrequire_safe_keys = false\n"
+        for name in ("rsa", "ed"):
+            text += (f'[dkim.keys.{name}]\ndomain = "list.example.org"\nselector = "{name}"\n'
+                     f'key_file = "{KEYS / (name + ".key")}"\n')
+    return build_runtime(parse(text + extra), zones=[str(ZONE)], rules_dir=None)
+
+
+def delivered(tx: Transaction) -> bytes:
+    """The message as the next hop gets it, minus the MTA's own Received (never signed)."""
+    msg = tx.message
+    return b"".join(h.raw() + b"\r\n" for h in [*msg.above, *msg.headers]) + b"\r\n" + msg.body.read()
+
+
+def forced_hop(raw: bytes, key: SigningKey, cv: str) -> bytes:
+    """A hop sealed by us with `key` and whatever cv= it is told (true or not)."""
+    from mailwarden.arc.chain import collect
+    from mailwarden.arc.seal import ArcSealer
+
+    parsed = parse_message(raw)
+    new = ArcSealer(("From", "Subject")).seal(key, collect(parsed.headers), cv, "mx.t.example; none",
+                                              parsed.headers, lambda: iter([parsed.body]), NOW)
     return b"".join(h.raw() + b"\r\n" for h in [*new, *parsed.headers]) + b"\r\n" + parsed.body

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from authres.core import AuthenticationResultsHeader
+import authres
 
 from mailwarden.arc.result import ARC_FACT, ArcResult
 from mailwarden.core.auth import DMARC_FACT
@@ -31,7 +31,7 @@ def first_hop_passes(aar1: str, author: str, org_of: Callable[[str], str]) -> st
     """Which aligned pass the earliest AAR shows for `author` ("" when none)."""
     _, _, rest = aar1.partition(";")  # drop i=1
     try:
-        header = AuthenticationResultsHeader.parse_value(rest.strip())
+        header = authres.parse_value(rest.strip())
     except Exception:  # authres raises a family of its own errors on anything malformed
         return ""
     for res in header.results:

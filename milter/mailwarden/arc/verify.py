@@ -91,8 +91,13 @@ def seal_data(headers: Sequence[Header]) -> bytes:
 
 
 def _as_dkim(sig: ArcSignature) -> Signature:
-    """The AMS in the DKIM verifier's shape, so its header selection is reused as is."""
-    return Signature(sig.domain, sig.selector, sig.algorithm, sig.header_canon, sig.body_canon, sig.headers,
+    """The AMS in the DKIM verifier's shape, so its header selection is reused as is.
+
+    From counts once more than h= lists it, so a second From added above the signed one breaks
+    the signature; a message with one From is unaffected (a listed name without an instance
+    left adds nothing). dkimpy does the same (its bug 644046)."""
+    names = (*sig.headers, "from") if "from" in sig.headers else sig.headers
+    return Signature(sig.domain, sig.selector, sig.algorithm, sig.header_canon, sig.body_canon, names,
                      sig.body_hash, sig.signature, sig.b_text, "", None, None, None)
 
 

@@ -102,7 +102,7 @@ def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[
         if isinstance(sig, DkimResult):
             out.append(dkim_clause(sig))
     arc = facts.get(ARC_FACT)
-    if isinstance(arc, ArcResult):
+    if isinstance(arc, ArcResult) and arc.result != "none":  # only for mail that carries ARC headers
         out.append(arc_clause(arc))
     dmarc = facts.get(DMARC_FACT)
     if isinstance(dmarc, DmarcResult):
