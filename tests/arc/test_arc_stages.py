@@ -207,3 +207,27 @@ def test_dry_run_json_shows_the_chain(tmp_path: Path) -> None:
     assert arc["result"] == "pass" and arc["oldest_pass"] == 0
     assert arc["chain"][0]["d"] == "list.example.org" and arc["chain"][0]["cv"] == "none"
     assert report["auth"]["dmarc"]["override"] == "arc" and report["verdict"] != "reject"
+
+
+def test_list_host_two_passes_then_a_trusting_receiver() -> None:
+    # The list host's MX checks the author's mail (inbound, not sealed: the rule is outbound)...
+    host = runtime(SEAL.format(key="rsa", direction="outbound"), keydir=Path("."))
+    first = make_tx(dkim_signed(), ip="192.0.2.1", mail_from="<alice@sender.example>")
+    assert "arc_seal" not in host.pipeline.run(first).auth
+    received = first.message.to_bytes()
+    assert b"dmarc=pass" in received
+    # ...the list software adds its footer and re-sends through the host (outbound): the set
+    # vouches for what the MX found, not for this pass's view of the changed message.
+    second = make_tx(footer(received), ip="127.0.0.1", direction="outbound")
+    outcome = host.pipeline.run(second)
+    assert outcome.auth["arc_seal"] == {"sealed": True, "i": 1, "cv": "none", "d": "list.example.org",
+                                        "s": "rsa", "algorithm": "rsa-sha256"}
+    sent = second.message.to_bytes()
+    aar = sent.split(b"ARC-Authentication-Results: ")[1].split(b"\r\n")[0]
+    assert aar.startswith(b"i=1; mx.rcpt.example;") and b"dkim=pass" in sent.split(b"ARC-Seal")[1]
+    assert theirs(sent) == ours(sent).result == "pass"
+    # The final receiver: DKIM broke, DMARC fails, the trusted list's chain rescues it.
+    rt = runtime('[arc]\ntrusted_sealers = ["list.example.org"]\n')
+    final = rt.pipeline.run(make_tx(sent))
+    assert final.auth["dkim"][0]["result"] == "fail"
+    assert final.auth["dmarc"]["override"] == "arc" and final.verdict.action is Action.CONTINUE

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailwarden.arc.chain import collect
@@ -10,7 +11,7 @@ from mailwarden.arc.result import ARC_FACT, ArcResult
 from mailwarden.arc.seal import ArcSealer
 from mailwarden.arc.verify import MAX_INSTANCES
 from mailwarden.core.decisions import AddHeader, Outcome, StageResult
-from mailwarden.core.model import Direction, Transaction, strip_brackets
+from mailwarden.core.model import Direction, Header, Transaction, strip_brackets
 from mailwarden.core.pipeline import Phase
 from mailwarden.dkim.sign import SigningKey
 from mailwarden.dmarc.authres_add import header_value
@@ -18,6 +19,7 @@ from mailwarden.dmarc.authres_add import header_value
 # The chain status we vouch for, by our verification result. temperror and permerror: we cannot
 # say, so we do not seal (the next hop still sees the incoming chain and can decide itself).
 _CV = {"none": "none", "pass": "pass", "fail": "fail"}
+_ARC_CLAUSE = re.compile(r"(?:^|;)\s*arc\s*=\s*([a-z]+)", re.I)
 
 
 @dataclass(frozen=True)
@@ -54,21 +56,18 @@ class ArcSeal:
         rule = next((r for r in self.rules if r.matches(tx)), None)
         if rule is None:
             return StageResult(notes=("arc-seal: no sealing rule matches",))
-        arc = outcome.facts.get(ARC_FACT)
-        cv = _CV.get(arc.result, "") if isinstance(arc, ArcResult) else ""
-        if not cv or not isinstance(arc, ArcResult):
-            why = f"chain status {arc.result if isinstance(arc, ArcResult) else 'unknown'}"
-            return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
-                               notes=(f"arc-seal: not sealed: {why}",))
+        authres, verdict = self._vouched(tx, outcome)
+        cv = _CV.get(verdict, "")
         msg = tx.message
         headers = [*msg.above, *msg.headers]  # as delivered, minus the MTA's hidden Received
         chain = collect(headers)
+        if not cv:
+            return _unsealed(f"chain status {verdict}")
         if chain.count >= MAX_INSTANCES:
-            why = f"the chain already has {chain.count} sets"
-            return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
-                               notes=(f"arc-seal: not sealed: {why}",))
-        authres = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
-        new = self.sealer.seal(rule.key, chain, cv, authres.lstrip(), headers, msg.body.chunks, self.clock())
+            return _unsealed(f"the chain already has {chain.count} sets")
+        if (cv == "none") != (chain.count == 0):
+            return _unsealed(f"arc={verdict} does not fit the {chain.count} ARC sets present")
+        new = self.sealer.seal(rule.key, chain, cv, authres, headers, msg.body.chunks, self.clock())
         # Each insert at index 0 lands above the one before: insert AAR, AMS, then AS on top.
         edits = [AddHeader(h.name, h.value, index=0) for h in reversed(new)]
         k = rule.key
@@ -76,3 +75,34 @@ class ArcSeal:
                 "algorithm": k.key.algorithm}
         return StageResult(edits=edits, auth={"arc_seal": info},
                            notes=(f"arc-seal i={chain.count + 1} cv={cv} d={k.domain} s={k.selector}",))
+
+    def _vouched(self, tx: Transaction, outcome: Outcome) -> tuple[str, str]:
+        """The results the set carries (our A-R value) and the chain verdict its cv= states."""
+        if tx.direction is Direction.OUTBOUND:
+            # A list host re-sending what our MX received, then changed: what our inbound pass
+            # found is what the set vouches for, not this pass's view of the changed message.
+            own = own_results(tx.received_headers, self.authserv_id)
+            if own is not None:
+                return own
+        arc = outcome.facts.get(ARC_FACT)
+        verdict = arc.result if isinstance(arc, ArcResult) else "unknown"
+        text = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
+        return text.strip(), verdict
+
+
+def _unsealed(why: str) -> StageResult:
+    return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
+                       notes=(f"arc-seal: not sealed: {why}",))
+
+
+def own_results(headers: Sequence[Header], authserv_id: str) -> tuple[str, str] | None:
+    """The newest Authentication-Results with our authserv-id among `headers` (as received) and
+    its arc= result ("none" without one); None when there is no such header."""
+    for h in headers:
+        if h.name.lower().rstrip(" \t") != "authentication-results":
+            continue
+        value = h.value.strip()
+        if value.split(";", 1)[0].strip().lower() == authserv_id.lower():
+            m = _ARC_CLAUSE.search(h.unfolded())
+            return value, m.group(1).lower() if m else "none"
+    return None
