@@ -68,7 +68,8 @@ def test_the_list_seal_sits_on_top_and_dkimpy_verifies_it(sealed_by_list: bytes)
     assert names[:4] == [b"ARC-Seal", b"ARC-Message-Signature", b"ARC-Authentication-Results", b"Received"]
     first_received = re.search(rb"\r\nReceived: (.*?)\r\n(?=\S)", sealed_by_list, re.S)
     assert first_received is not None and b"(Postfix)" in first_received.group(1)
-    aar = b" ".join(sealed_by_list.split(b"ARC-Authentication-Results: ")[1].split(b"\r\nReceived")[0].split())
+    aar_text = sealed_by_list.split(b"ARC-Authentication-Results: ")[1].split(b"\r\nReceived")[0]
+    aar = b" ".join(aar_text.split())
     assert aar.startswith(b"i=1; mx.list.example.org;") and b"dkim=pass header.d=sender.example" in aar
     assert theirs(sealed_by_list) == "pass" and ours(sealed_by_list).result == "pass"
 
