@@ -114,10 +114,10 @@ def parse_arc_signature(header: Header) -> ArcSignature:
     if not _DOMAIN.match(domain) or not all(_DOMAIN.match(p) for p in selector.split(".")):
         raise TagError("d= or s= is not a domain name")
     b_text = b"".join(tags["b"].split()).decode("ascii", "replace")
-    common = dict(instance=int(tags["i"]) if tags["i"].isdigit() else 0, domain=domain, selector=selector,
-                  algorithm=algorithm, signature=b64(tags["b"], "b"), b_text=b_text)
+    instance = int(tags["i"]) if tags["i"].isdigit() and len(tags["i"]) <= 6 else 0
     if is_seal:
-        return ArcSignature(cv=tags["cv"].decode("ascii", "replace").lower(), **common)  # type: ignore[arg-type]
+        cv = tags["cv"].decode("ascii", "replace").lower()
+        return ArcSignature(instance, domain, selector, algorithm, b64(tags["b"], "b"), b_text, cv)
     canon = tags.get("c", b"relaxed/relaxed").decode("ascii", "replace").lower()
     hc, _, bc = canon.partition("/")
     bc = bc or "simple"
@@ -126,5 +126,5 @@ def parse_arc_signature(header: Header) -> ArcSignature:
     names = tuple(n.strip(b" \t\r\n").decode("ascii", "replace").lower() for n in tags["h"].split(b":"))
     if SEAL in names:
         raise TagError("h= includes ARC-Seal")
-    return ArcSignature(headers=names, body_hash=b64(tags["bh"], "bh"), header_canon=hc, body_canon=bc,
-                        **common)  # type: ignore[arg-type]
+    return ArcSignature(instance, domain, selector, algorithm, b64(tags["b"], "b"), b_text,
+                        headers=names, body_hash=b64(tags["bh"], "bh"), header_canon=hc, body_canon=bc)

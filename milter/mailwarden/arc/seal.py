@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailwarden.arc.chain import Chain
 from mailwarden.arc.verify import seal_data, seal_headers
@@ -27,6 +27,12 @@ def _b_value(value: str, signature: bytes) -> str:
 class ArcSealer:
     headers: tuple[str, ...]
     """Header names the ARC-Message-Signature covers when present ([dkim] headers)."""
+    _signer: Signer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The DKIM signer's h= rule (every present instance of each name), without oversigning:
+        # an AMS only has to hold up to the next hop, which checks it before changing anything.
+        object.__setattr__(self, "_signer", Signer("relaxed/relaxed", self.headers))
 
     def seal(self, key: SigningKey, chain: Chain, cv: str, authres: str, headers: Sequence[Header],
              body: Callable[[], Iterable[bytes]], now: float) -> list[Header]:
@@ -39,7 +45,7 @@ class ArcSealer:
         t = str(int(now))
         aar = Header("ARC-Authentication-Results", f" i={n}; {authres}")
         bh = body_hashes(body(), [("relaxed", "sha256", None)], fix_lf=False)[("relaxed", "sha256", None)]
-        names = Signer("relaxed/relaxed", self.headers).header_list(headers)
+        names = self._signer.header_list(headers)
         ams_tags = [("i", str(n)), ("a", key.key.algorithm), ("c", "relaxed/relaxed"), ("d", key.domain),
                     ("s", key.selector), ("t", t), ("h", ":".join(names)),
                     ("bh", base64.b64encode(bh.digest()).decode("ascii"))]
