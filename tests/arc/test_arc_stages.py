@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,18 @@ def test_list_host_two_passes_then_a_trusting_receiver() -> None:
     final = rt.pipeline.run(make_tx(sent))
     assert final.auth["dkim"][0]["result"] == "fail"
     assert final.auth["dmarc"]["override"] == "arc" and final.verdict.action is Action.CONTINUE
+
+
+def test_a_sasl_users_own_authres_claims_are_not_sealed() -> None:
+    host = runtime(SEAL.format(key="rsa", direction="outbound"), keydir=Path("."))
+    forged = (b"Authentication-Results: mx.rcpt.example; dkim=pass header.d=bank.example\r\n"
+              + dkim_signed())
+    local = make_tx(forged, ip="127.0.0.1", direction="outbound")
+    host.pipeline.run(local)
+    assert b"i=1; mx.rcpt.example; dkim=pass header.d=bank.example" in local.message.to_bytes()
+    user = make_tx(forged, ip="192.0.2.50", direction="outbound")
+    user = replace(user, connection=replace(user.connection, macros={"{auth_authen}": "mallory"}))
+    host.pipeline.run(user)
+    sealed = user.message.to_bytes()
+    aar = sealed.split(b"ARC-Authentication-Results: ")[1].split(b"\r\n")[0]
+    assert aar == b"i=1; mx.rcpt.example; none"  # what this pass checked: nothing

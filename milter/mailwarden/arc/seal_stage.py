@@ -78,9 +78,10 @@ class ArcSeal:
 
     def _vouched(self, tx: Transaction, outcome: Outcome) -> tuple[str, str]:
         """The results the set carries (our A-R value) and the chain verdict its cv= states."""
-        if tx.direction is Direction.OUTBOUND:
+        if tx.direction is Direction.OUTBOUND and not tx.connection.auth_user:
             # A list host re-sending what our MX received, then changed: what our inbound pass
             # found is what the set vouches for, not this pass's view of the changed message.
+            # Never from a SASL user, who could write an A-R header claiming anything.
             own = own_results(tx.received_headers, self.authserv_id)
             if own is not None:
                 return own
