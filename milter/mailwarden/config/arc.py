@@ -40,7 +40,8 @@ class SealRule:
 @dataclass(frozen=True)
 class ArcSection:
     enabled: bool = True
-    """Verify ARC chains on inbound mail; the A-R header shows arc=, dry-run the whole chain."""
+    """Verify ARC chains on inbound mail; the A-R header shows arc=, dry-run the whole chain.
+    Mail that a [[arc.seal]] rule seals is verified whatever this says (its cv= needs it)."""
     max_instances: int = 50
     """A chain with more ARC sets fails at once, without any DNS lookup or crypto (RFC 8617: 50)."""
     trusted_sealers: tuple[str, ...] = ()
