@@ -120,6 +120,7 @@ class ArcVerifier:
         n = chain.count
         keys = _Keys(self.resolver, self.policy)
         try:
+            # Every AMS must at least parse (dkimpy fails the chain too); only the newest must verify.
             ams = {i: parse_arc_signature(chain.sets[i].ams[0]) for i in range(1, n + 1)}
         except TagError as exc:
             return self._done("fail", instances, f"ARC-Message-Signature: {exc}", chain)
@@ -176,7 +177,7 @@ class ArcVerifier:
             return False, key
         if hashes[(sig.body_canon, "sha256", None)].digest() != sig.body_hash:
             return False, "body hash did not verify"
-        # Only the headers outside the chain count: a later hop's ARC headers are never signed.
+        # h= picked bottom up as for DKIM: the instances this hop saw, below what later hops added.
         if not key.verify(sig.algorithm, sig.signature, header_data(_as_dkim(sig), headers, header)):
             return False, "signature did not verify"
         return True, ""
