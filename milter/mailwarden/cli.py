@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="check the configuration and everything it names")
     _add_common(check)
+    check.add_argument("--explain", action="store_true",
+                       help="print the resolved pipeline: each stage, its phase, what it needs and gives")
     check.set_defaults(func=cmd_check_config)
 
     example = sub.add_parser("config-example", help="print the annotated configuration with every default")
@@ -115,6 +117,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, runtime = _runtime(args)
     stages = runtime.pipeline.stages
     print(f"{config.source}: OK ({len(stages)} stages: {' '.join(s.name for s in stages)})")
+    if args.explain:
+        from mailwarden.bootstrap import build_env, explain
+
+        for line in explain(build_env(config, args.zone)):
+            print("  " + line)
     return 0
 
 

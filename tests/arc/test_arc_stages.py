@@ -247,3 +247,14 @@ def test_a_sasl_users_own_authres_claims_are_not_sealed() -> None:
     sealed = user.message.to_bytes()
     aar = sealed.split(b"ARC-Authentication-Results: ")[1].split(b"\r\n")[0]
     assert aar == b"i=1; mx.rcpt.example; none"  # what this pass checked: nothing
+
+
+def test_the_override_is_a_local_policy_override_for_reports() -> None:
+    from mailwarden.dmarc.result import DmarcResult, Override
+
+    rt = runtime('[arc]\ntrusted_sealers = ["list.example.org"]\n')
+    result = rt.pipeline.run(make_tx(listed())).facts.get(DmarcResult)
+    assert result is not None and result.override is Override.ARC
+    assert result.override.report_type == "local_policy"
+    assert result.reason == ("arc=pass, sealed by list.example.org, "
+                             "first hop dkim=pass header.d=sender.example")

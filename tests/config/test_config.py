@@ -110,3 +110,21 @@ def test_workers_is_auto_or_a_sane_count(value: str, reason: str) -> None:
 def test_workers_auto_and_a_count_are_accepted() -> None:
     assert load(None).milter.workers == "auto"
     assert parse("[milter]\nworkers = 3\n", "t.toml").milter.workers == 3
+
+
+def test_every_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    # One rule for every file or directory a config names, whatever the working directory.
+    (tmp_path / "c.toml").write_text(
+        '[dns]\nzones = ["z.zone", "/abs/z.zone"]\n[rules]\ndirs = ["packs"]\n'
+        '[dmarc]\npsl_file = "psl.dat"\n[dkim.keys.k]\ndomain = "a.test"\nselector = "s"\n'
+        'key_file = "keys/k.pem"\n')
+    config = load(tmp_path / "c.toml")
+    assert config.dns.zones == (str(tmp_path / "z.zone"), "/abs/z.zone")
+    assert config.rules.dirs == (str(tmp_path / "packs"),)
+    assert config.dmarc.psl_file == str(tmp_path / "psl.dat")
+    assert config.dkim.keys["k"].key_file == str(tmp_path / "keys/k.pem")
+
+
+def test_paths_of_a_config_without_a_file_stay_as_written() -> None:
+    config = parse('[rules]\ndirs = ["packs"]\n[dmarc]\npsl_file = ""\n')
+    assert config.rules.dirs == ("packs",) and config.dmarc.psl_file == ""

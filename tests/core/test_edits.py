@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.builders import transaction
+
 from mailwarden.core.decisions import (
     AddHeader,
     AddRecipient,
@@ -11,13 +13,13 @@ from mailwarden.core.decisions import (
     DeleteRecipient,
 )
 from mailwarden.core.edits import apply_edits
-from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Header, Transaction
 
 
 def make(mta: bool = True) -> Transaction:
-    headers = [Header("X-A", " 1"), Header("x-a", " 2"), Header("Subject", " s")]
-    message = Message(headers, Body.from_bytes(b"body\r\n"), Header("Received", " by mx") if mta else None)
-    return Transaction(Connection(), Envelope("<s@x.test>", (), ("<r@x.test>", "<R2@x.test>")), message)
+    mta_header = Header("Received", " by mx") if mta else None
+    return transaction("X-A: 1\nx-a: 2\nSubject: s", body=b"body\r\n", mail_from="<s@x.test>",
+                       rcpts=("<r@x.test>", "<R2@x.test>"), mta_header=mta_header)
 
 
 def names(t: Transaction) -> list[str]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.builders import transaction
 
 from mailwarden.core.decisions import Action, Outcome
-from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Header, Transaction
 from mailwarden.core.pipeline import Phase, Pipeline
 from mailwarden.core.stages.hopcount import Hopcount
 
 
 def tx_with(headers: list[Header]) -> Transaction:
-    return Transaction(Connection("192.0.2.1"), Envelope("<a@b.test>"), Message(headers, Body()))
+    return transaction(headers, body=b"", mail_from="<a@b.test>", mta_header=None)
 
 
 def received(n: int, name: str = "Received") -> list[Header]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tests.support.builders import transaction
+
 from mailwarden.core.decisions import Action, AddHeader, Outcome, StageResult, Verdict
-from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase, Pipeline
 
 
@@ -29,7 +31,7 @@ class Probe:
 
 
 def tx() -> Transaction:
-    return Transaction(Connection(), Envelope(), Message([Header("From", " a@b.test")], Body()))
+    return transaction("From: a@b.test", body=b"", mta_header=None)
 
 
 def test_later_stages_see_earlier_edits() -> None:
@@ -86,3 +88,25 @@ def test_accept_after_quarantine_keeps_the_hold_and_stops() -> None:
     stages = [hold, Probe("pass", verdict=Verdict(Action.ACCEPT)), later]
     outcome = Pipeline(stages).run(tx())
     assert outcome.verdict.action is Action.QUARANTINE and later.seen == []
+
+
+def test_an_edit_the_mta_cannot_take_is_a_tempfail_in_the_core() -> None:
+    # A header value with non-UTF-8 bytes (carried as surrogate escapes) cannot go through
+    # libmilter: the core turns it into a tempfail, so dry-run reports what the milter does.
+    latin1 = b" caf\xe9".decode("utf-8", "surrogateescape")
+    outcome = Pipeline([Probe("copy", edit=AddHeader("X-Copy", latin1))]).run(tx())
+    assert outcome.verdict.action is Action.TEMPFAIL
+    assert outcome.verdict.reply is not None and "non-UTF-8" in outcome.verdict.reply.text
+    assert outcome.errors and outcome.finished
+
+
+def test_a_reject_with_an_unwritable_edit_stays_a_reject() -> None:
+    latin1 = b" caf\xe9".decode("utf-8", "surrogateescape")
+    stages = [Probe("copy", edit=AddHeader("X-Copy", latin1)),
+              Probe("reject", verdict=Verdict.reject("550", "5.7.1", "no"))]
+    assert Pipeline(stages).run(tx()).verdict.action is Action.REJECT
+
+
+def test_writable_edits_pass() -> None:
+    outcome = Pipeline([Probe("ok", edit=AddHeader("X-Ok", " café"))]).run(tx())
+    assert outcome.verdict.action is Action.CONTINUE and not outcome.errors

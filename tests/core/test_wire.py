@@ -28,3 +28,11 @@ def test_non_header_line_starts_the_body() -> None:
     parsed = parse_message(b"A: 1\nthis is not a header\nB: 2\n")
     assert [h.name for h in parsed.headers] == ["A"]
     assert parsed.body == b"this is not a header\r\nB: 2\r\n"
+
+
+def test_a_last_line_without_a_line_end_gets_one_as_postfix_delivers_it() -> None:
+    assert parse_message(b"A: 1\n\nno newline at the end").body == b"no newline at the end\r\n"
+    assert parse_message(b"A: 1\r\n\r\nline\r\nlast").body == b"line\r\nlast\r\n"
+    assert parse_message(b"A: 1\n\nline\n").body == b"line\r\n"
+    assert parse_message(b"A: 1\n\n").body == b""
+    assert parse_message(b"A: 1\n").body == b""

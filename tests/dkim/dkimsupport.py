@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mailwarden.core.auth import DkimResult
-from mailwarden.core.model import Body, Connection, Direction, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Header, Transaction
 from mailwarden.core.wire import parse_message
 from mailwarden.dkim.keys import PrivateKey, load_private_key
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -107,16 +107,6 @@ def opendkim_verify(raw: bytes, tmp: Path) -> str:
                           capture_output=True, text=True, timeout=30)
     out = proc.stdout + proc.stderr
     return out[out.find("hname='Authentication-Results'"):]
-
-
-def make_tx(raw: bytes, direction: str = "outbound", mail_from: str = "<alice@example.com>") -> Transaction:
-    parsed = parse_message(raw)
-    return Transaction(
-        Connection("127.0.0.1", 25000, "localhost", "client.test", {}),
-        Envelope(mail_from, (), ("<bob@example.org>",), "QID1"),
-        Message(parsed.headers, Body.from_bytes(parsed.body), mta_header=Header("Received", " from x by mx")),
-        Direction(direction),
-    )
 
 
 def delivered(tx: Transaction) -> bytes:

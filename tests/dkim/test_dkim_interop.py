@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,10 +20,14 @@ from dkimsupport import (
     sign,
     sign_config,
     signing_key,
+    to_bytes,
 )
 from tests.support.milterclient import MilterClient, apply_mods
 
 import dkim
+from mailwarden.core.model import Header
+from mailwarden.core.wire import parse_message
+from mailwarden.dkim.sign import Signer
 
 pytestmark = pytest.mark.skipif(shutil.which("opendkim") is None, reason="opendkim not installed")
 
@@ -99,3 +105,30 @@ def test_mailwarden_serve_signs_over_the_milter_protocol(mailwarden_factory, tmp
     assert results(signed) == ["pass", "pass"]
     report = opendkim_verify(signed, tmp_path)
     assert report.count("dkim=pass") == 2, report
+
+
+def _signed_at(now: float, expire: int) -> bytes:
+    p = parse_message(MSG)
+    (value,) = Signer("relaxed/relaxed", ("From", "To", "Subject"), (), expire=expire).sign(
+        [signing_key("rsa")], p.headers, lambda: [p.body], now)
+    return to_bytes([Header("DKIM-Signature", value), *p.headers], p.body)
+
+
+def test_never_checked_signatures_get_opendkims_label(tmp_path: Path) -> None:
+    # Every PERMFAIL before the cryptography gets one label, the one OpenDKIM gives: permerror.
+    now = time.time()  # opendkim -t checks timestamps against the real clock
+    good = sign(MSG, [signing_key("rsa")], now=now)
+    ahead = _signed_at(now, 600)
+    t = re.search(rb"t=(\d+)", ahead).group(1)  # type: ignore[union-attr]
+    x = re.search(rb"x=(\d+)", ahead).group(1)  # type: ignore[union-attr]
+    cases = {
+        "unknown algorithm": good.replace(b"a=rsa-sha256", b"a=rsa-md5", 1),
+        "unknown version": good.replace(b"v=1;", b"v=2;", 1),
+        "expired": _signed_at(now - 7200, 600),
+        "timestamp in the future": _signed_at(now + 7200, 0),
+        "x= before t=": ahead.replace(b"x=" + x, b"x=" + str(int(t) - 10).encode(), 1),
+    }
+    for name, raw in cases.items():
+        theirs = re.search(r"dkim=(\w+)", opendkim_verify(raw, tmp_path))
+        assert theirs is not None and theirs.group(1) == "permerror", name
+        assert results(raw, now=now) == ["permerror"], name

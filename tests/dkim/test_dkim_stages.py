@@ -5,17 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dkimsupport import MSG, NOW, ZONE, delivered, make_tx, results, safe_keys, sign, sign_config, signing_key
+from dkimsupport import MSG, NOW, ZONE, delivered, results, safe_keys, sign, sign_config, signing_key
+from tests.support import builders
 
-from mailwarden.bootstrap import build_runtime
+from mailwarden.bootstrap import Runtime, build_runtime
 from mailwarden.config import load, parse
-from mailwarden.core.auth import DKIM_FACT
+from mailwarden.core.auth import DkimResults
 from mailwarden.core.decisions import Action, AddHeader
+from mailwarden.core.model import Direction, Transaction
 from mailwarden.errors import ConfigError
 
 
-def runtime(text: str = "", tmp: Path | None = None):  # type: ignore[no-untyped-def]
-    return build_runtime(parse(text), zones=[str(ZONE)], clock=lambda: NOW)
+def runtime(text: str = "") -> Runtime:
+    return builders.runtime(text, zones=[ZONE], now=NOW)
+
+
+def dkim_tx(raw: bytes, direction: str = "outbound", mail_from: str = "<alice@example.com>") -> Transaction:
+    """Outbound by default: what signing is about."""
+    return builders.transaction(raw, direction=Direction(direction), mail_from=mail_from,
+                                rcpts=("<bob@example.org>",))
 
 
 @pytest.fixture
@@ -25,7 +33,7 @@ def keydir(tmp_path: Path) -> Path:
 
 def test_outbound_dual_signing_from_one_rule(keydir: Path) -> None:
     rt = runtime(sign_config(keydir))
-    tx = make_tx(MSG)
+    tx = dkim_tx(MSG)
     out = rt.pipeline.run(tx)
     sigs = [e for e in out.edits if isinstance(e, AddHeader) and e.name == "DKIM-Signature"]
     assert [e.index for e in sigs] == [0, 0]
@@ -46,7 +54,7 @@ def test_signature_covers_edits_of_earlier_stages(keydir: Path, tmp_path: Path) 
     pack.mkdir(parents=True)
     (pack / "90-test.pcre").write_text("/^Subject:/ IGNORE\n")
     raw = MSG.replace(b"X-Unsigned: yes\r\n", b"User-Agent: Mutt\r\nReceived: from laptop\r\n")
-    tx = make_tx(raw)
+    tx = dkim_tx(raw)
     rt = runtime(sign_config(keydir, extra=f'[rules]\ndirs = ["{tmp_path / "pack"}"]\n'))
     rt.pipeline.run(tx)
     out = delivered(tx)
@@ -57,7 +65,7 @@ def test_signature_covers_edits_of_earlier_stages(keydir: Path, tmp_path: Path) 
 
 
 def test_oversigning_and_header_list(keydir: Path) -> None:
-    tx = make_tx(MSG)
+    tx = dkim_tx(MSG)
     runtime(sign_config(keydir)).pipeline.run(tx)
     value = tx.message.above[0].unfolded().replace("\n\t", "")
     h = value.split("h=")[1].split(";")[0].replace("\t", "").replace(" ", "").split(":")
@@ -75,7 +83,7 @@ def test_oversigning_and_header_list(keydir: Path) -> None:
 def test_rules_match_from_domain_and_subdomains(keydir: Path, from_addr: str, signed: list[str]) -> None:
     rules = ('[[dkim.sign]]\nmatch = ["example.com", "*.example.com"]\nkeys = ["rsa", "ed"]\n'
              '[[dkim.sign]]\nmatch = ["example.net"]\nkeys = ["other"]\n')
-    tx = make_tx(MSG.replace(b"alice@example.com", from_addr.encode()))
+    tx = dkim_tx(MSG.replace(b"alice@example.com", from_addr.encode()))
     out = runtime(sign_config(keydir, rules=rules)).pipeline.run(tx)
     assert [s["selector"] for s in out.auth["dkim_sign"]["signed"]] == signed
 
@@ -83,10 +91,10 @@ def test_rules_match_from_domain_and_subdomains(keydir: Path, from_addr: str, si
 def test_envelope_identity(keydir: Path) -> None:
     rules = '[[dkim.sign]]\nmatch = ["example.net"]\nidentity = "envelope"\nkeys = ["other"]\n'
     rt = runtime(sign_config(keydir, rules=rules))
-    tx = make_tx(MSG, mail_from="<bounce@example.net>")
+    tx = dkim_tx(MSG, mail_from="<bounce@example.net>")
     rt.pipeline.run(tx)
     assert len(tx.message.above) == 1 and "d=example.net" in tx.message.above[0].value
-    tx = make_tx(MSG, mail_from="<bounce@example.com>")
+    tx = dkim_tx(MSG, mail_from="<bounce@example.com>")
     rt.pipeline.run(tx)
     assert tx.message.above == []
 
@@ -94,10 +102,12 @@ def test_envelope_identity(keydir: Path) -> None:
 def test_inbound_mail_is_verified_not_signed(keydir: Path) -> None:
     rt = runtime(sign_config(keydir))
     signed = sign(MSG, [signing_key("rsa")])
-    tx = make_tx(signed.replace(b"quarterly", b"annual"), direction="inbound")
+    tx = dkim_tx(signed.replace(b"quarterly", b"annual"), direction="inbound")
     out = rt.pipeline.run(tx)
     assert not any(isinstance(e, AddHeader) and e.name == "DKIM-Signature" for e in out.edits)
-    (r,) = out.facts[DKIM_FACT]
+    found = out.facts.get(DkimResults)
+    assert found is not None
+    (r,) = found.signatures
     assert r.result == "fail" and r.selector == "rsa"
     assert out.auth["dkim"] == [{"result": "fail", "domain": "example.com", "selector": "rsa",
                                  "algorithm": "rsa-sha256", "key_bits": 2048,
@@ -107,10 +117,11 @@ def test_inbound_mail_is_verified_not_signed(keydir: Path) -> None:
 
 def test_outbound_verification_only_when_configured(keydir: Path) -> None:
     signed = sign(MSG, [signing_key("rsa")])
-    out = runtime().pipeline.run(make_tx(signed))
-    assert DKIM_FACT not in out.facts
-    out = runtime("[dkim.verify]\nverify_outbound = true\n").pipeline.run(make_tx(signed))
-    assert [r.result for r in out.facts[DKIM_FACT]] == ["pass"]
+    out = runtime().pipeline.run(dkim_tx(signed))
+    assert DkimResults not in out.facts
+    out = runtime("[dkim.verify]\nverify_outbound = true\n").pipeline.run(dkim_tx(signed))
+    found = out.facts.get(DkimResults)
+    assert found is not None and [r.result for r in found.signatures] == ["pass"]
 
 
 @pytest.mark.parametrize(("setting", "mutate", "action", "code"), [
@@ -123,8 +134,8 @@ def test_actions_per_result(setting: str, mutate, action: Action, code: str | No
     value = {Action.REJECT: "reject", Action.TEMPFAIL: "tempfail", Action.QUARANTINE: "quarantine"}[action]
     rt = runtime(f'[dkim.verify]\n{setting} = "{value}"\n')
     good = sign(MSG, [signing_key("rsa")])
-    assert rt.pipeline.run(make_tx(good, direction="inbound")).verdict.action is Action.CONTINUE
-    out = rt.pipeline.run(make_tx(mutate(good), direction="inbound"))
+    assert rt.pipeline.run(dkim_tx(good, direction="inbound")).verdict.action is Action.CONTINUE
+    out = rt.pipeline.run(dkim_tx(mutate(good), direction="inbound"))
     assert out.verdict.action is action
     if code:
         assert out.verdict.reply is not None and out.verdict.reply.code == code
@@ -134,15 +145,15 @@ def test_one_passing_signature_is_enough_for_actions() -> None:
     rt = runtime('[dkim.verify]\non_fail = "reject"\n')
     both = sign(sign(MSG, [signing_key("rsa")]), [signing_key("ed")])
     broken_ed = both.replace(b"s=ed;", b"s=missing;")
-    assert rt.pipeline.run(make_tx(broken_ed, direction="inbound")).verdict.action is Action.CONTINUE
+    assert rt.pipeline.run(dkim_tx(broken_ed, direction="inbound")).verdict.action is Action.CONTINUE
 
 
 def test_warnings_for_8bit_and_long_lines(keydir: Path) -> None:
     raw = MSG + "caf\u00e9\r\n".encode() + b"x" * 1200 + b"\r\n"
-    out = runtime(sign_config(keydir)).pipeline.run(make_tx(raw))
+    out = runtime(sign_config(keydir)).pipeline.run(dkim_tx(raw))
     warnings = out.auth["dkim_sign"]["warnings"]
     assert any("8-bit" in w for w in warnings) and any("1200 bytes" in w for w in warnings)
-    out = runtime(sign_config(keydir)).pipeline.run(make_tx(MSG))
+    out = runtime(sign_config(keydir)).pipeline.run(dkim_tx(MSG))
     assert out.auth["dkim_sign"]["warnings"] == []
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from mailwarden.core.auth import DkimResult
+from mailwarden.core.auth import DkimResult, DkimStatus
 
 FROM_DOMAINS = (
     "reject.example", "news.reject.example", "quar.example", "none.example", "strict.example",
@@ -63,6 +63,6 @@ class Case:
 def cases() -> list[Case]:
     out = []
     for dom, (dl, dr, df), (sl, sr, sf) in itertools.product(FROM_DOMAINS, DKIM, SPF):
-        dkim = (DkimResult(dr, df(dom), "sel", "rsa-sha256"),) if df else ()
+        dkim = (DkimResult(DkimStatus(dr), df(dom), "sel", "rsa-sha256"),) if df else ()
         out.append(Case(f"{dom}.{dl}.{sl}", dom, dkim, sr, sf(dom) if sf else ""))
     return out

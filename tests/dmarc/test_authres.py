@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import authres
-from dmarcsupport import make_tx
+from tests.support.builders import transaction
 
-from mailwarden.core.auth import DKIM_FACT, SPF_FACT, DkimResult, SpfResult
+from mailwarden.authres.add import AuthresAdd, header_value
+from mailwarden.authres.headers import authserv_id, received_spf, results
+from mailwarden.authres.strip import AuthresStrip
+from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus, SpfResult, SpfScope, SpfStatus
 from mailwarden.core.decisions import AddHeader, DeleteHeader, Outcome
 from mailwarden.core.edits import apply_edits
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction
-from mailwarden.dmarc.authres_add import AuthresAdd, header_value
-from mailwarden.dmarc.authres_strip import AuthresStrip
-from mailwarden.dmarc.headers import authserv_id, received_spf, results
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import DmarcResult, DmarcStatus, Policy
 
 FORGED = """\
 Authentication-Results: MX.Example.; dkim=pass header.d=paypal.com
@@ -38,7 +39,7 @@ def test_authserv_id_parsing_is_robust():
 
 
 def test_forged_headers_deleted_highest_first_and_only_ours():
-    tx = make_tx(FORGED)
+    tx = transaction(FORGED)
     result = AuthresStrip.build("mx.example").run(tx, Outcome())
     occ = [e.occurrence for e in result.edits if isinstance(e, DeleteHeader)]
     assert occ == [6, 4, 3, 1]
@@ -48,20 +49,21 @@ def test_forged_headers_deleted_highest_first_and_only_ours():
 
 
 def test_extra_remove_ids():
-    tx = make_tx(FORGED)
+    tx = transaction(FORGED)
     result = AuthresStrip.build("mx.example", ["OTHER.example"]).run(tx, Outcome())
     assert [e.occurrence for e in result.edits] == [6, 4, 3, 2, 1]
 
 
 def test_header_roundtrips_through_authres_parser():
-    facts = {
-        SPF_FACT: SpfResult("pass", "example.com"),
-        DKIM_FACT: (
-            DkimResult("pass", "example.com", "sel", "rsa-sha256", 2048, b="AbC+/dEfGhIjK"),
-            DkimResult("fail", "other.example", "s2", "ed25519-sha256", reason="signature did not verify"),
-        ),
-        "dmarc": DmarcResult("pass", "example.com", "reject", published="reject"),
-    }
+    facts = Facts(
+        SpfResult(SpfStatus.PASS, "example.com"),
+        DkimResults((
+            DkimResult(DkimStatus.PASS, "example.com", "sel", "rsa-sha256", 2048, b="AbC+/dEfGhIjK"),
+            DkimResult(DkimStatus.FAIL, "other.example", "s2", "ed25519-sha256",
+                       reason="signature did not verify"),
+        )),
+        DmarcResult(DmarcStatus.PASS, "example.com", Policy.REJECT, published="reject"),
+    )
     value = header_value("mx.example", facts, "a@example.com")
     assert value.startswith(" mx.example;\n\t")
     assert all(len(line) < 100 for line in value.split("\n"))
@@ -79,22 +81,23 @@ def test_header_roundtrips_through_authres_parser():
 
 
 def test_helo_identity_and_no_results():
-    assert header_value("mx.example", {}) == " mx.example; none"
-    v = header_value("mx.example", {SPF_FACT: SpfResult("none", "h.example", "helo")}, "", "h.example")
+    assert header_value("mx.example", Facts()) == " mx.example; none"
+    helo = SpfResult(SpfStatus.NONE, "h.example", SpfScope.HELO)
+    v = header_value("mx.example", Facts(helo), "", "h.example")
     assert v == " mx.example; spf=none smtp.helo=h.example"
 
 
 def test_stage_inserts_at_top_inbound_only():
     stage = AuthresAdd("mx.example")
-    tx = make_tx()
+    tx = transaction()
     assert stage.applies(tx)
-    res = stage.run(tx, Outcome(facts={SPF_FACT: SpfResult("fail", "example.com")}))
+    res = stage.run(tx, Outcome(facts=Facts(SpfResult(SpfStatus.FAIL, "example.com"))))
     value = " mx.example; spf=fail smtp.mailfrom=a@example.com"
     assert res.edits == (AddHeader("Authentication-Results", value, 0),)
     apply_edits(tx, res.edits)
     assert tx.message.delivered_headers()[0].name == "Authentication-Results"
-    assert not stage.applies(make_tx(direction=Direction.OUTBOUND))
-    assert AuthresAdd("mx.example", outbound=True).applies(make_tx(direction=Direction.OUTBOUND))
+    assert not stage.applies(transaction(direction=Direction.OUTBOUND))
+    assert AuthresAdd("mx.example", outbound=True).applies(transaction(direction=Direction.OUTBOUND))
 
 
 def test_received_spf_parse():
@@ -104,7 +107,7 @@ def test_received_spf_parse():
 
 
 def test_folding_splits_only_outside_quotes_and_comments():
-    from mailwarden.dmarc.authres_add import FOLD_AT, _wrap
+    from mailwarden.authres.add import FOLD_AT, _wrap
 
     plain = "dkim=pass header.d=" + "sub." * 12 + "example.com header.s=sel header.a=rsa-sha256 header.b=abcd"
     quoted = 'dkim=fail reason="signature verification failed with a rather long reason text" header.d=ex.com'
@@ -118,3 +121,14 @@ def test_folding_splits_only_outside_quotes_and_comments():
                for line in _wrap(quoted).split("\n\t  "))
     assert any("(p=reject dis=none with a long comment inside it here)" in line
                for line in _wrap(comment).split("\n\t  "))
+
+
+def test_one_splitter_for_results_and_folding() -> None:
+    from mailwarden.authres.headers import split_outside
+
+    text = 'mx; dkim=pass reason="a; b" (c; d) header.d=x; spf=none'
+    assert split_outside(text, ";") == ["mx", ' dkim=pass reason="a; b" (c; d) header.d=x', " spf=none"]
+    assert split_outside('dkim=fail reason="bad sig" (p (q r))', " ") == [
+        "dkim=fail", 'reason="bad sig"', "(p (q r))"]
+    # An unmatched ")" is not a comment: what follows still splits.
+    assert split_outside("a) b; c", ";") == ["a) b", " c"]

@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
+from tests.support import builders
+from tests.support.builders import transaction
 
 import dkim
-from mailwarden.bootstrap import build_runtime
+from mailwarden.bootstrap import Runtime
 from mailwarden.config import parse
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, DkimResult
+from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus
 from mailwarden.core.decisions import Action, AddHeader, DeleteHeader, Outcome
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dmarc.result import DmarcResult
@@ -22,14 +26,14 @@ ZONES = [str(DATA / "policies.zone")]
 BASE = '[policy]\nauthserv_id = "mx.test"\n'
 
 
-def runtime(extra: str = "", draw: float = 0.0):
-    return build_runtime(parse(BASE + extra), zones=ZONES, rand=lambda: draw)
+def runtime(extra: str = "", draw: float = 0.0) -> Runtime:
+    return builders.runtime(BASE + extra, zones=ZONES, draw=draw)
 
 
 def run(extra: str = "", draw: float = 0.0, facts=None, **kw):
     rt = runtime(extra, draw)
-    tx = make_tx(**kw)
-    outcome = Outcome(facts=dict(facts or {}))
+    tx = transaction(**kw)
+    outcome = Outcome(facts=Facts(*(facts or ())))
     if facts:
         # Stand-in for DKIM results: run the stages after dkim-verify with our facts in place.
         for phase in (Phase.ENVELOPE, Phase.HEADERS, Phase.MESSAGE):
@@ -184,12 +188,14 @@ def test_trusted_upstream_spf_result():
 
 
 def test_dkim_facts_align_and_appear_in_header():
-    facts = {DKIM_FACT: (DkimResult("fail", "reject.example", "s1", "rsa-sha256", b="AAAAbbbbCCCC"),
-                         DkimResult("pass", "mail.reject.example", "s2", "ed25519-sha256", b="zzzzyyyyxx"))}
+    facts = [DkimResults((
+        DkimResult(DkimStatus.FAIL, "reject.example", "s1", "rsa-sha256", b="AAAAbbbbCCCC"),
+        DkimResult(DkimStatus.PASS, "mail.reject.example", "s2", "ed25519-sha256", b="zzzzyyyyxx")))]
     tx, out = run(facts=facts, headers="From: alice@reject.example", mail_from="<x@other.example>",
                   ip="203.0.113.9")
     assert out.verdict.action is Action.CONTINUE
-    result = out.facts[DMARC_FACT]
+    result = out.facts.get(DmarcResult)
+    assert result is not None
     assert isinstance(result, DmarcResult) and result.dkim_aligned == "pass"
     value = ar_headers(tx)[0].value.replace("\n\t  ", " ").replace("\n\t", " ")
     assert "dkim=fail header.d=reject.example header.a=rsa-sha256 header.s=s1 header.b=AAAAbbbb" in value
@@ -224,9 +230,9 @@ def test_real_dkim_signature_through_the_verify_stage(tmp_path):
     zone = tmp_path / "z.zone"
     zone.write_text((DATA / "policies.zone").read_text()
                     + f'sel._domainkey.mail.reject.example. IN TXT "v=DKIM1; p={pub}"\n')
-    rt = build_runtime(parse(BASE), zones=[str(zone)])
+    rt = builders.runtime(BASE, zones=[zone])
     head, _, body = (sig + raw.decode()).partition("\r\n\r\n")
-    tx = make_tx(head.replace("\r\n", "\n"), body=body.encode(), mail_from="<x@other.example>",
+    tx = transaction(head.replace("\r\n", "\n"), body=body.encode(), mail_from="<x@other.example>",
                  ip="203.0.113.9")
     out = rt.pipeline.run(tx)
     assert out.verdict.action is Action.CONTINUE, out.notes
@@ -253,3 +259,23 @@ def test_hostile_from_headers_never_raise():
 def test_idn_from_domain_is_looked_up_as_a_label():
     _, out = run(headers="From: a@b\u00fccher.example", ip="203.0.113.9")
     assert out.auth["dmarc"]["domain"] == "xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize("header", [
+    "From: undisclosed-recipients:;", "From: <>", "From: alice", "From: a@", "From: a@localhost",
+    "From: a@[192.0.2.1]",
+])
+def test_a_from_without_a_domain_is_dmarc_none_not_permerror(header: str) -> None:
+    # RFC 7489 section 11.2: no aligned identifier could be extracted. multi_from does not apply.
+    tx, out = run(headers=header, ip="192.0.2.5")
+    assert out.auth["dmarc"]["result"] == "none", out.auth["dmarc"]
+    assert out.verdict.action is Action.CONTINUE
+    assert "dmarc=none" in ar_headers(tx)[0].value
+
+
+def test_several_from_domains_stay_permerror() -> None:
+    for header in ("From: a@reject.example, b@none.example", "From: a@reject.example\nFrom: b@none.example",
+                   "Subject: no From at all"):
+        _, out = run(headers=header, ip="192.0.2.5")
+        assert out.auth["dmarc"]["result"] == "permerror", header
+        assert out.auth["dmarc"]["override"] == "from_header"

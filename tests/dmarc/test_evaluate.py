@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dmarcsupport import DATA
 
-from mailwarden.core.auth import DkimResult, SpfResult
+from mailwarden.core.auth import DkimResult, DkimStatus, SpfResult, SpfStatus
 from mailwarden.dmarc import psl
 from mailwarden.dmarc.discovery import discover_walk, walk_org_domain, walk_targets
 from mailwarden.dmarc.evaluate import Evaluator, aligned
@@ -19,7 +19,11 @@ def ev(tree_walk=False, draw=0.0, private=True):
 
 
 def dk(domain, result="pass"):
-    return DkimResult(result, domain, "sel", "rsa-sha256")
+    return DkimResult(DkimStatus(result), domain, "sel", "rsa-sha256")
+
+
+def spf(result, domain):
+    return SpfResult(SpfStatus(result), domain)
 
 
 NOTHING: tuple[DkimResult, ...] = ()
@@ -53,7 +57,7 @@ def test_policy_applied_on_fail(domain, policy, disposition):
 ])
 def test_no_policy(domain, result):
     r = ev().evaluate(domain, NOTHING, None)
-    assert (r.result, r.disposition, r.policy) == (result, "none", "")
+    assert (r.result, r.disposition, r.policy) == (result, "none", None)
 
 
 def test_bad_p_with_rua_is_none_policy():
@@ -75,8 +79,8 @@ def test_relaxed_alignment_dkim_and_spf():
     e = ev()
     assert e.evaluate("reject.example", (dk("mail.reject.example"),), None).result == "pass"
     assert e.evaluate("news.reject.example", (dk("reject.example"),), None).dkim_aligned == "pass"
-    spf = SpfResult("pass", "bounce.reject.example")
-    r = e.evaluate("reject.example", NOTHING, spf)
+    spf_result = spf("pass", "bounce.reject.example")
+    r = e.evaluate("reject.example", NOTHING, spf_result)
     assert (r.result, r.spf_aligned, r.dkim_aligned) == ("pass", "pass", "fail")
 
 
@@ -91,19 +95,19 @@ def test_failing_or_unaligned_signatures_do_not_count():
 
 def test_spf_must_pass_to_align():
     for res in ("fail", "softfail", "neutral", "none", "permerror"):
-        assert ev().evaluate("reject.example", NOTHING, SpfResult(res, "reject.example")).result == "fail"
+        assert ev().evaluate("reject.example", NOTHING, spf(res, "reject.example")).result == "fail"
     # A temporary failure of an aligned identifier is not a fail (see test_dns_temperror.py).
-    unsure = ev().evaluate("reject.example", NOTHING, SpfResult("temperror", "reject.example"))
+    unsure = ev().evaluate("reject.example", NOTHING, spf("temperror", "reject.example"))
     assert unsure.result == "temperror"
-    assert ev().evaluate("reject.example", NOTHING, SpfResult("temperror", "other.example")).result == "fail"
+    assert ev().evaluate("reject.example", NOTHING, spf("temperror", "other.example")).result == "fail"
 
 
 def test_strict_alignment():
     e = ev()
     assert e.evaluate("strict.example", (dk("mail.strict.example"),), None).result == "fail"
-    assert e.evaluate("strict.example", NOTHING, SpfResult("pass", "mail.strict.example")).result == "fail"
+    assert e.evaluate("strict.example", NOTHING, spf("pass", "mail.strict.example")).result == "fail"
     assert e.evaluate("strict.example", (dk("STRICT.example."),), None).result == "pass"
-    assert e.evaluate("strict.example", NOTHING, SpfResult("pass", "strict.example")).result == "pass"
+    assert e.evaluate("strict.example", NOTHING, spf("pass", "strict.example")).result == "pass"
 
 
 def test_relaxed_alignment_stops_at_public_suffixes():
@@ -205,3 +209,26 @@ def test_tree_walk_at_most_eight_queries():
     zone = StaticZone.from_files([DATA / "policies.zone"])
     discover_walk(zone, "1.2.3.4.5.6.7.8.9.10.l8.example")
     assert len([q for q in zone.queries if q[1] == "TXT"]) == 8
+
+
+def test_the_result_carries_what_a_report_row_needs():
+    # Aggregate report rows come from this fact: published policy, alignment per identifier.
+    r = ev().evaluate("reject.example", (dk("mail.reject.example"), dk("other.example", "fail")),
+                      spf("pass", "bounce.other.example"))
+    assert r.result == "pass" and r.record is not None and r.record.p == "reject"
+    assert r.policy_domain == "reject.example"
+    assert [(i.method, i.domain, i.result, i.aligned) for i in r.identifiers] == [
+        ("dkim", "mail.reject.example", "pass", True),
+        ("dkim", "other.example", "fail", False),
+        ("spf", "bounce.other.example", "pass", False),
+    ]
+    assert r.identifiers[0].selector == "sel" and r.identifiers[2].scope == "mailfrom"
+
+
+def test_override_reasons_map_to_report_types():
+    from mailwarden.dmarc.result import Override
+
+    assert Override.SAMPLED_OUT.report_type == "sampled_out"
+    assert Override.EXEMPT_NETWORK.report_type == "local_policy"
+    assert Override.NONE.report_type == ""
+    assert all(o.report_type in ("", "sampled_out", "local_policy", "other") for o in Override)

@@ -14,19 +14,21 @@ from collections.abc import Iterator
 
 import pytest
 from corpus import Case, cases
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
 from loopdns import LoopbackDns
 from opendmarcd import OpenDmarc, available
+from tests.support.builders import transaction
 from tests.support.milterclient import MilterClient
 
-from mailwarden.bootstrap import BuildEnv
+from mailwarden.authres.headers import results
+from mailwarden.bootstrap import BuildEnv, build_stages
 from mailwarden.config import parse
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT
+from mailwarden.core.auth import DkimResults
 from mailwarden.core.decisions import Outcome
+from mailwarden.core.facts import Facts
 from mailwarden.core.pipeline import Pipeline
 from mailwarden.dmarc import psl
-from mailwarden.dmarc.build import auth_stages
-from mailwarden.dmarc.headers import results
+from mailwarden.dmarc.result import DmarcResult
 from mailwarden.resolver.static import StaticZone
 
 ZONE = StaticZone.from_files([DATA / "policies.zone"])
@@ -58,16 +60,18 @@ def theirs(od: OpenDmarc, case: Case) -> tuple[str, str]:
 
 
 CONFIG = parse('[spf]\nenabled = false\ntrusted_authserv_ids = ["upstream.test"]\n')
-PIPELINE = Pipeline(auth_stages(BuildEnv(CONFIG, ZONE, "mx.test", None, random=lambda: 0.0)))
+AUTH_STAGES = {"spf", "authres-strip", "spf-upstream", "dmarc", "authres", "dmarc-enforce"}
+PIPELINE = Pipeline(build_stages(BuildEnv(CONFIG, ZONE, "mx.test", None, random=lambda: 0.0), AUTH_STAGES))
 PSL = psl.load()
 
 
 def ours(case: Case) -> tuple[str, str]:
     pipeline = PIPELINE
     headers = case.raw().decode().split("\r\n\r\n")[0].replace("\r\n", "\n")
-    outcome = pipeline.run(make_tx(headers, mail_from=case.mail_from(), ip="192.0.2.99"),
-                           Outcome(facts={DKIM_FACT: case.dkim}))
-    r = outcome.facts[DMARC_FACT]
+    outcome = pipeline.run(transaction(headers, mail_from=case.mail_from(), ip="192.0.2.99"),
+                           Outcome(facts=Facts(DkimResults(case.dkim))))
+    r = outcome.facts.get(DmarcResult)
+    assert r is not None
     return r.result, r.disposition
 
 

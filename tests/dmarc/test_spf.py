@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from dmarcsupport import DATA, make_tx
+from dmarcsupport import DATA
+from tests.support.builders import transaction
 
-from mailwarden.core.auth import SPF_FACT, SPF_HELO_FACT
+from mailwarden.core.auth import SpfHelo, SpfResult
 from mailwarden.core.decisions import Action, Outcome
 from mailwarden.core.model import Direction
-from mailwarden.dmarc.spf_check import SpfCheck
-from mailwarden.dmarc.spf_query import check_spf
 from mailwarden.resolver.static import StaticZone
+from mailwarden.spf.check import SpfCheck
+from mailwarden.spf.query import check_spf
 
 ZONE = StaticZone.from_files([DATA / "spf.zone"])
 
@@ -57,20 +58,23 @@ def test_unusable_client_address_is_permerror_not_traceback():
 
 
 def run(stage, **kw):
-    tx = make_tx(**kw)
+    tx = transaction(**kw)
     return stage.run(tx, Outcome())
 
 
 def test_stage_mail_from_and_helo_facts():
     res = run(SpfCheck(ZONE), mail_from="<u@pass.example>", ip="192.0.2.7", helo="helo.example")
-    assert res.facts[SPF_FACT].result == "pass" and res.facts[SPF_HELO_FACT].result == "fail"
+    spf, helo = res.facts.get(SpfResult), res.facts.get(SpfHelo)
+    assert spf is not None and helo is not None
+    assert spf.result == "pass" and helo.result.result == "fail"
     assert res.auth["spf"]["result"] == "pass" and res.auth["spf"]["domain"] == "pass.example"
     assert res.verdict is None
 
 
 def test_stage_null_sender_uses_helo():
     res = run(SpfCheck(ZONE, check_helo=False), mail_from="<>", ip="203.0.113.9", helo="helo.example")
-    spf = res.facts[SPF_FACT]
+    spf = res.facts.get(SpfResult)
+    assert spf is not None
     assert (spf.result, spf.identity, spf.domain) == ("pass", "helo", "helo.example")
 
 
@@ -94,5 +98,5 @@ def test_stage_helo_enforcement():
 
 
 def test_stage_skips_outbound():
-    assert not SpfCheck(ZONE).applies(make_tx(direction=Direction.OUTBOUND))
-    assert SpfCheck(ZONE).applies(make_tx())
+    assert not SpfCheck(ZONE).applies(transaction(direction=Direction.OUTBOUND))
+    assert SpfCheck(ZONE).applies(transaction())

@@ -116,3 +116,29 @@ def test_flags_override_derived_envelope(tmp_path: Path) -> None:
     assert obj["envelope"]["client_ip"] == "203.0.113.9"
     assert obj["envelope"]["mail_from"] == "x@y.test"
     assert obj["envelope"]["rcpts"] == ["r@z.test"]
+
+
+def test_a_body_without_a_final_newline_is_read_as_postfix_delivers_it(tmp_path: Path) -> None:
+    (tmp_path / "a.eml").write_bytes(ARCHIVED.rstrip(b"\n"))
+    out = tmp_path / "out"
+    proc = dry_run("--json", "--write", str(out), str(tmp_path / "a.eml"))
+    assert proc.returncode == 0, proc.stderr
+    (written,) = out.iterdir()
+    assert written.read_bytes().endswith(b"\n\nbody line\n")
+
+
+def test_dry_run_gives_the_milters_tempfail_for_an_edit_it_cannot_write(tmp_path: Path) -> None:
+    # A REPLACE that copies non-UTF-8 bytes: libmilter cannot take the header, the milter
+    # temp-fails the message, and the dry-run must say so too (the check lives in the core).
+    rules = tmp_path / "rules" / "header_checks"
+    rules.mkdir(parents=True)
+    (rules / "10-copy.pcre").write_text("/^Subject: (.*)/ REPLACE X-Old-Subject: $1\n")
+    conf = tmp_path / "m.toml"
+    conf.write_text('[rules]\ndefault_packs = false\ndirs = ["rules"]\n')
+    (tmp_path / "a.eml").write_bytes(ARCHIVED.replace(b"Subject: hello", b"Subject: caf\xe9"))
+    proc = subprocess.run([sys.executable, "-m", "mailwarden", "dry-run", "--json", "-c", str(conf),
+                           str(tmp_path / "a.eml")], capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.decode("utf-8", "surrogateescape"))
+    assert report["verdict"] == "tempfail", report
+    assert report["reply"]["text"] == "cannot write non-UTF-8 header value"

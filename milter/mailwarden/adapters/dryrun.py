@@ -24,7 +24,7 @@ from mailwarden.adapters.envelope import derive
 from mailwarden.adapters.sources import Item, iter_items
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import Outcome
-from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction
+from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction, bracket, strip_brackets
 from mailwarden.core.wire import parse_message, to_lf
 
 
@@ -65,8 +65,8 @@ def build_transaction(runtime: Runtime, data: bytes, flags: EnvelopeFlags) -> tu
     mail_from = flags.mail_from if flags.mail_from is not None else (derived.mail_from or "")
     rcpts = flags.rcpts or tuple(derived.rcpts)
     env = Envelope(
-        mail_from=f"<{mail_from.strip('<>')}>",
-        rcpts=tuple(f"<{r.strip('<>')}>" for r in rcpts),
+        mail_from=bracket(mail_from),
+        rcpts=tuple(bracket(r) for r in rcpts),
         queue_id=flags.queue_id or "",
     )
     body = Body.from_bytes(parsed.body, runtime.config.milter.spool_threshold)
@@ -92,7 +92,7 @@ def report_json(item: Item, tx: Transaction, outcome: Outcome) -> dict[str, Any]
         "client_ip": tx.connection.client_ip,
         "helo": tx.connection.helo,
         "mail_from": tx.envelope.sender,
-        "rcpts": [r.strip("<>") for r in tx.envelope.rcpts],
+        "rcpts": [strip_brackets(r) for r in tx.envelope.rcpts],
     }
     out.update(outcome.to_json())
     return out

@@ -46,7 +46,7 @@ from mailwarden.core.decisions import (
     Outcome,
     Verdict,
 )
-from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction
+from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction, bracket
 from mailwarden.core.pipeline import Phase
 
 # pymilter's C extension is called `milter`; reach it through Milter so that nothing here can pick
@@ -92,10 +92,20 @@ INTERNAL_ERROR = Verdict.tempfail("temporary failure in mail filter", dsn="4.3.0
 
 
 class RuntimeHolder:
-    """The current Runtime; a reload swaps `current`, and each message keeps the one it started with."""
+    """The Runtime new connections get.
+
+    A connection keeps the runtime it started with for all its messages: the milter protocol was
+    negotiated for that runtime's stages (no reply at MAIL FROM when none runs there). `swap`
+    therefore takes effect from the next connection; Postfix opens one per SMTP session.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.current = runtime
+
+    def swap(self, runtime: Runtime) -> Runtime:
+        """Install `runtime` for new connections; returns the one it replaces."""
+        old, self.current = self.current, runtime
+        return old
 
 
 def _guarded(func: Callable[..., int]) -> Callable[..., int]:
@@ -127,7 +137,6 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     """
 
     def __init__(self, holder: RuntimeHolder, balance: Balance | None = None) -> None:
-        self._holder = holder
         # pymilter builds this object at the connection's first step and always calls close().
         self._balance = balance
         if balance is not None:
@@ -190,14 +199,13 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         try:
             self._reset()
             self._started = time.perf_counter()
-            self._runtime = self._holder.current
             macros = dict(self._conn_macros)
             for macro in ("{auth_authen}", "{auth_type}", "i"):
                 value = self.getsymval(macro)
                 if value:
                     macros[macro] = value
             conn = Connection(self._client_ip, self._client_port, self._client_name, self._helo, macros)
-            env = Envelope(_bracket(mailfrom), tuple(params), (), macros.get("i", ""))
+            env = Envelope(bracket(mailfrom), tuple(params), (), macros.get("i", ""))
             body = Body(self._runtime.config.milter.spool_threshold)
             tx = Transaction(conn, env, Message([], body), self._runtime.direction.direction(conn))
             self._tx = tx
@@ -222,7 +230,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         if tx is not None:
             try:
                 env = tx.envelope
-                rcpts = (*env.rcpts, _bracket(to))
+                rcpts = (*env.rcpts, bracket(to))
                 tx.envelope = Envelope(env.mail_from, env.mail_params, rcpts, env.queue_id)
             except Exception:
                 self._failed_msg = _failure("envrcpt")
@@ -270,20 +278,13 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             return ACCEPT
         if self._failed_msg:
             return self._deferred_error()
-        if not outcome.finished:
-            self._runtime.pipeline.run_phase(tx, Phase.MESSAGE, outcome)
+        self._runtime.pipeline.end_of_message(tx, outcome)
         verdict = outcome.verdict
         if verdict.action in (Action.CONTINUE, Action.ACCEPT, Action.QUARANTINE):
-            unwritable = [e for e in outcome.edits if not _writable(e)]
-            if unwritable:
-                # pymilter can only write UTF-8; refuse rather than deliver a half-edited message.
-                outcome.errors.append(f"cannot write non-UTF-8 header value: {unwritable[0]}")
-                verdict = outcome.verdict = Verdict.tempfail("cannot write non-UTF-8 header value")
-            else:
-                for edit in outcome.edits:
-                    self._apply(edit)
-                if verdict.action is Action.QUARANTINE:
-                    self.quarantine(verdict.reason or "held by mailwarden")
+            for edit in outcome.edits:
+                self._apply(edit)
+            if verdict.action is Action.QUARANTINE:
+                self.quarantine(verdict.reason or "held by mailwarden")
         return self._finish(verdict)
 
     @_guarded
@@ -347,11 +348,11 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
             case DeleteHeader(name=name, occurrence=occ):
                 self.chgheader(name, occ, "")
             case AddRecipient(address=addr, params=params):
-                self.addrcpt(_bracket(addr), params or None)
+                self.addrcpt(bracket(addr), params or None)
             case DeleteRecipient(address=addr):
-                self.delrcpt(_bracket(addr))
+                self.delrcpt(bracket(addr))
             case ChangeSender(address=addr, params=params):
-                self.chgfrom(_bracket(addr), params or None)
+                self.chgfrom(bracket(addr), params or None)
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
         if LOG.isEnabledFor(logging.INFO):
@@ -379,21 +380,6 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 def _failure(step: str) -> str:
     """The current exception as one log entry; it is logged when the message is temp-failed."""
     return f"error in {step} (message temp-failed at the next reply):\n{traceback.format_exc()}"
-
-
-def _bracket(addr: str) -> str:
-    """Envelope addresses as Postfix gives them over SMTP: in angle brackets (sendmail gives none)."""
-    addr = addr.strip()
-    return addr if addr.startswith("<") else f"<{addr}>"
-
-
-def _writable(edit: Edit) -> bool:
-    value = getattr(edit, "value", "")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _socket_hooks(spec: str, mode: int, group: str) -> tuple[Callable[[], None], Callable[[], None]]:

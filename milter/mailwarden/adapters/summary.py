@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mailwarden.core.auth import DkimResults, SpfResult
 from mailwarden.core.decisions import Action, Outcome, edit_summary
 from mailwarden.core.model import Transaction
+from mailwarden.dmarc.result import DmarcResult
 
 
 def summary_line(tx: Transaction, outcome: Outcome, elapsed: float) -> str:
@@ -26,11 +28,13 @@ def summary_line(tx: Transaction, outcome: Outcome, elapsed: float) -> str:
         parts.append(f"by={outcome.decided_by}")
     if outcome.edits and verdict.action not in (Action.REJECT, Action.TEMPFAIL, Action.DISCARD):
         parts.append("edits=" + ",".join(edit_summary(e) for e in outcome.edits))
-    for key in ("dkim", "spf", "dmarc"):
-        value = outcome.auth.get(key)
-        if isinstance(value, list):
-            parts.append(f"{key}=" + ",".join(str(v.get("result")) for v in value if isinstance(v, dict)))
-        elif isinstance(value, dict) and "result" in value:
-            parts.append(f"{key}={value['result']}")
+    facts = outcome.facts
+    dkim, spf, dmarc = facts.get(DkimResults), facts.get(SpfResult), facts.get(DmarcResult)
+    if dkim is not None:
+        parts.append("dkim=" + ",".join(sig.result.value for sig in dkim.signatures))
+    if spf is not None:
+        parts.append(f"spf={spf.result.value}")
+    if dmarc is not None:
+        parts.append(f"dmarc={dmarc.result.value}")
     parts.append(f"ms={elapsed * 1000:.1f}")
     return f"{qid}: " + ", ".join(parts)

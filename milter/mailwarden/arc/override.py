@@ -7,8 +7,8 @@ and before enforcement. Only when every condition holds:
 - the earliest ARC-Authentication-Results (i=1, the first ARC hop's own view of the message)
   shows dkim=pass with header.d, or spf=pass with smtp.mailfrom, aligned (relaxed) with the
   From domain, or dmarc=pass for it.
-The DMARC result then has disposition none and override "arc" (reports: PolicyOverride
-local_policy, comment arc).
+The DMARC result then has disposition none, override `Override.ARC` (aggregate reports:
+PolicyOverrideType local_policy) and a reason that says which sealer and first-hop result.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 
 import authres
 
-from mailwarden.arc.result import ARC_FACT, ArcResult
-from mailwarden.core.auth import DMARC_FACT
-from mailwarden.core.decisions import EMPTY, Outcome, StageResult
+from mailwarden.arc.result import ArcResult
+from mailwarden.core.decisions import EMPTY, OutcomeView, StageResult
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dmarc.evaluate import aligned
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import Disposition, DmarcResult, DmarcStatus, Override
 
 
 def first_hop_passes(aar1: str, author: str, org_of: Callable[[str], str]) -> str:
@@ -59,20 +59,23 @@ class ArcOverride:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.INBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
-        dmarc = outcome.facts.get(DMARC_FACT)
-        arc = outcome.facts.get(ARC_FACT)
-        if not isinstance(dmarc, DmarcResult) or not isinstance(arc, ArcResult):
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
+        dmarc = outcome.facts.get(DmarcResult)
+        arc = outcome.facts.get(ArcResult)
+        if dmarc is None or arc is None:
             return EMPTY
-        if dmarc.result != "fail" or dmarc.disposition not in ("reject", "quarantine"):
+        if dmarc.result is not DmarcStatus.FAIL or dmarc.disposition not in (Disposition.REJECT,
+                                                                              Disposition.QUARANTINE):
             return EMPTY
         seen, refusal = self.evidence(arc, dmarc.domain)
         if refusal:
             return StageResult(notes=(f"arc-override: not applied: {refusal}",))
-        result = replace(dmarc, disposition="none", override="arc")
+        sealer = arc.newest.domain if arc.newest else "-"
+        result = replace(dmarc, disposition=Disposition.NONE, override=Override.ARC,
+                         reason=f"arc=pass, sealed by {sealer}, first hop {seen}")
         note = (f"arc-override: dmarc=fail for {dmarc.domain} rescued by a trusted ARC chain "
-                f"(sealer {arc.newest.domain if arc.newest else '-'}, first hop {seen}); disposition none")
-        return StageResult(facts={DMARC_FACT: result}, auth={"dmarc": result.to_json()}, log=(note,))
+                f"(sealer {sealer}, first hop {seen}); disposition none")
+        return StageResult(facts=Facts(result), log=(note,))
 
     def evidence(self, arc: ArcResult, author: str) -> tuple[str, str]:
         """(what the first hop saw, e.g. "dkim=pass header.d=..."; "") or ("", why not)."""

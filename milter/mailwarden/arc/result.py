@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-ARC_FACT = "arc"  # ArcResult
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +34,7 @@ class ArcResult:
     earliest ARC-Authentication-Results value, for the DMARC override.
     """
 
+    report_key: ClassVar[str] = "arc"
     result: str
     instances: tuple[ArcInstance, ...] = ()
     oldest_pass: int | None = None
@@ -55,3 +54,23 @@ class ArcResult:
     def to_json(self) -> dict[str, Any]:
         return {"result": self.result, "oldest_pass": self.oldest_pass, "reason": self.reason or None,
                 "chain": [i.to_json() for i in sorted(self.instances, key=lambda i: i.instance)]}
+
+
+@dataclass(frozen=True, slots=True)
+class ArcSealing:
+    """What the arc-seal stage did: the set it added (i, cv=, signer), or why it added none."""
+
+    report_key: ClassVar[str] = "arc_seal"
+    sealed: bool
+    instance: int = 0
+    cv: str = ""
+    domain: str = ""
+    selector: str = ""
+    algorithm: str = ""
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.sealed:
+            return {"sealed": False, "note": self.note}
+        return {"sealed": True, "i": self.instance, "cv": self.cv, "d": self.domain, "s": self.selector,
+                "algorithm": self.algorithm}

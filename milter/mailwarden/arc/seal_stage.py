@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailwarden.arc.chain import collect
-from mailwarden.arc.result import ARC_FACT, ArcResult
+from mailwarden.arc.result import ArcResult, ArcSealing
 from mailwarden.arc.seal import ArcSealer
 from mailwarden.arc.verify import MAX_INSTANCES
-from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.authres.add import header_value
+from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Header, Transaction, strip_brackets
 from mailwarden.core.pipeline import Phase
 from mailwarden.dkim.sign import SigningKey
-from mailwarden.dmarc.authres_add import header_value
 
 # The chain status we vouch for, by our verification result. temperror and permerror: we cannot
 # say, so we do not seal (the next hop still sees the incoming chain and can decide itself).
@@ -52,7 +53,7 @@ class ArcSeal:
     def applies(self, tx: Transaction) -> bool:
         return any(tx.direction in r.directions for r in self.rules)
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         rule = next((r for r in self.rules if r.matches(tx)), None)
         if rule is None:
             return StageResult(notes=("arc-seal: no sealing rule matches",))
@@ -71,12 +72,11 @@ class ArcSeal:
         # Each insert at index 0 lands above the one before: insert AAR, AMS, then AS on top.
         edits = [AddHeader(h.name, h.value, index=0) for h in reversed(new)]
         k = rule.key
-        info = {"sealed": True, "i": chain.count + 1, "cv": cv, "d": k.domain, "s": k.selector,
-                "algorithm": k.key.algorithm}
-        return StageResult(edits=edits, auth={"arc_seal": info},
-                           notes=(f"arc-seal i={chain.count + 1} cv={cv} d={k.domain} s={k.selector}",))
+        done = ArcSealing(True, chain.count + 1, cv, k.domain, k.selector, k.key.algorithm)
+        return StageResult(edits=edits, facts=Facts(done),
+                           notes=(f"arc-seal i={done.instance} cv={cv} d={k.domain} s={k.selector}",))
 
-    def _vouched(self, tx: Transaction, outcome: Outcome) -> tuple[str, str]:
+    def _vouched(self, tx: Transaction, outcome: OutcomeView) -> tuple[str, str]:
         """The results the set carries (our A-R value) and the chain verdict its cv= states."""
         if tx.direction is Direction.OUTBOUND and not tx.connection.auth_user:
             # A list host re-sending what our MX received, then changed: what our inbound pass
@@ -85,15 +85,14 @@ class ArcSeal:
             own = own_results(tx.received_headers, self.authserv_id)
             if own is not None:
                 return own
-        arc = outcome.facts.get(ARC_FACT)
-        verdict = arc.result if isinstance(arc, ArcResult) else "unknown"
+        arc = outcome.facts.get(ArcResult)
+        verdict = arc.result if arc is not None else "unknown"
         text = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
         return text.strip(), verdict
 
 
 def _unsealed(why: str) -> StageResult:
-    return StageResult(auth={"arc_seal": {"sealed": False, "note": why}},
-                       notes=(f"arc-seal: not sealed: {why}",))
+    return StageResult(facts=Facts(ArcSealing(False, note=why)), notes=(f"arc-seal: not sealed: {why}",))
 
 
 def own_results(headers: Sequence[Header], authserv_id: str) -> tuple[str, str] | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mailwarden.arc.result import ARC_FACT
 from mailwarden.arc.verify import ArcVerifier
-from mailwarden.core.decisions import Outcome, StageResult
+from mailwarden.core.decisions import OutcomeView, StageResult
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 
@@ -22,7 +22,7 @@ class ArcVerify:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction in self.directions
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         # As received: the previous hop sealed the message before our own rules changed it.
         result = self.verifier.verify(tx.received_headers, tx.message.body.chunks)
         result = replace(result, remote_ip=tx.connection.client_ip)
@@ -31,4 +31,4 @@ class ArcVerify:
             note += f" oldest-pass={result.oldest_pass}"
         chain = " ".join(f"i={i.instance}:d={i.domain}:cv={i.cv}:{i.seal or '-'}" for i in result.instances)
         note += (f" [{chain}]" if chain else "") + (f": {result.reason}" if result.reason else "")
-        return StageResult(facts={ARC_FACT: result}, auth={"arc": result.to_json()}, notes=(note,))
+        return StageResult(facts=Facts(result), notes=(note,))

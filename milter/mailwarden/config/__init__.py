@@ -37,10 +37,10 @@ def parse(text: str, source: str = "(string)", base_dir: Path | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{source}: TOML syntax: {exc}"]) from None
     problems: list[str] = []
-    config = build(Config, data, "", problems)
+    config = build(Config, data, "", problems, base_dir)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    return _resolve_paths(Config(**{**config.__dict__, "source": source}), base_dir)
+    return Config(**{**config.__dict__, "source": source})
 
 
 def load(path: str | Path | None) -> Config:
@@ -54,11 +54,3 @@ def load(path: str | Path | None) -> Config:
         raise ConfigError([f"{p}: cannot read: {exc.strerror}"]) from None
     return parse(text, str(p), p.parent)
 
-
-def _resolve_paths(config: Config, base_dir: Path | None) -> Config:
-    # Relative paths in a config file are relative to the file, as a postmaster expects.
-    if base_dir is None or not config.dns.zones:
-        return config
-    zones = tuple(str((base_dir / z) if not Path(z).is_absolute() else Path(z)) for z in config.dns.zones)
-    dns = DnsSection(**{**config.dns.__dict__, "zones": zones})
-    return Config(**{**config.__dict__, "dns": dns})

@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+from mailwarden.config.loader import FilePath
+
 
 @dataclass(frozen=True)
 class MilterSection:
@@ -90,8 +92,9 @@ class HopcountSection:
 
 @dataclass(frozen=True)
 class DnsSection:
-    zones: tuple[str, ...] = ()
-    """RFC 1035 master files that answer every query instead of the network (tests, dry-run)."""
+    zones: tuple[FilePath, ...] = ()
+    """RFC 1035 master files that answer every query instead of the network (tests, dry-run).
+    Relative paths are relative to the config file."""
     timeout: float = 5.0
     """Seconds for one lookup, retries included; past it the result is a temporary error."""
     nameservers: tuple[str, ...] = ()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from mailwarden.config.loader import FilePath
+
 Action = Literal["accept", "reject", "tempfail", "quarantine"]
 
 # RFC 6376 section 5.4.1: the header fields that SHOULD be signed.
@@ -96,7 +98,7 @@ class KeySection:
     """The signing domain (d=)."""
     selector: str = ""
     """The selector (s=): the key is published at <selector>._domainkey.<domain>."""
-    key_file: str = ""
+    key_file: FilePath = ""
     """PEM private key (RSA or Ed25519; the algorithm is read from the key), or a base64 Ed25519
     seed as written by dknewkey. Relative paths are relative to the config file."""
 

@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+from mailwarden.config.loader import FilePath
+
 
 @dataclass(frozen=True)
 class SpfSection:
@@ -45,12 +47,15 @@ class DmarcSection:
     dmarc=temperror, then tempfail (451 4.7.5, the sender retries) or accept. Never a reject:
     a DNS outage at the sender's provider must not bounce its mail. With p=none, always accept."""
     multi_from: Literal["reject", "quarantine", "accept"] = "reject"
-    """A message without exactly one From address: reject (550 5.7.1), quarantine, or accept."""
+    """A message without exactly one From address (no From header, several, or several addresses
+    in one; dmarc=permerror): reject (550 5.7.1), quarantine, or accept. A single From without a
+    usable domain is dmarc=none instead, with no policy to apply."""
     discovery: Literal["psl", "tree-walk"] = "psl"
     """Organizational domain: psl (RFC 7489 + Public Suffix List) or tree-walk (RFC 9989 DNS walk,
     with np=, psd= and t=; pct= is ignored)."""
-    psl_file: str = ""
-    """A public_suffix_list.dat to use instead of the copy shipped with publicsuffixlist."""
+    psl_file: FilePath = ""
+    """A public_suffix_list.dat to use instead of the copy shipped with publicsuffixlist.
+    Relative paths are relative to the config file."""
     psl_private: bool = True
     """Count the list's PRIVATE section (github.io, blogspot.com, ...) as public suffixes."""
     exempt_networks: tuple[str, ...] = ()

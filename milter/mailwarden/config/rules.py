@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from mailwarden.config.loader import FilePath
+
 
 @dataclass(frozen=True)
 class RulesSection:
@@ -12,8 +14,9 @@ class RulesSection:
     """Run the rule packs at all."""
     default_packs: bool = True
     """Load the packs shipped in the repository's rules/ (or the --rules-dir given to the service)."""
-    dirs: tuple[str, ...] = ()
-    """More pack directories, each with the class subfolders; loaded after the default packs."""
+    dirs: tuple[FilePath, ...] = ()
+    """More pack directories, each with the class subfolders; loaded after the default packs.
+    Relative paths are relative to the config file."""
     timeout: float = 0.1
     """Seconds one regex may run on one header or line; past it the rule counts as not matching."""
     on_timeout: Literal["continue", "tempfail"] = "continue"

@@ -1,20 +1,54 @@
-"""Authentication results shared between stages: DKIM and SPF feed DMARC and the A-R header."""
+"""Authentication results shared between stages: DKIM and SPF feed DMARC and the A-R header.
+
+These are facts (core/facts.py): `DkimResults` (every signature), `SpfResult` (the identity DMARC
+uses) and `SpfHelo` (the HELO identity's own result). Results are enums whose values are the RFC
+8601 result keywords, so the A-R header, the dry-run JSON and the log line print them unchanged.
+The DMARC result is `mailwarden.dmarc.result.DmarcResult`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
-# Keys under which stages publish these in `StageResult.facts`.
-DKIM_FACT = "dkim"  # tuple[DkimResult, ...] in signature order (top down)
-SPF_FACT = "spf"  # SpfResult
-SPF_HELO_FACT = "spf_helo"  # SpfResult for the HELO identity
-DMARC_FACT = "dmarc"  # DmarcResult
+
+class DkimStatus(StrEnum):
+    """RFC 8601 section 2.7.1 dkim= results (`none`: no signature at all)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NEUTRAL = "neutral"
+    POLICY = "policy"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+    NONE = "none"
+
+
+class SpfStatus(StrEnum):
+    """RFC 7208 section 2.6 results, as RFC 8601 section 2.7.2 writes them."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SOFTFAIL = "softfail"
+    NEUTRAL = "neutral"
+    NONE = "none"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+
+
+class SpfScope(StrEnum):
+    """Which identity was checked (RFC 7208 section 2.3/2.4; aggregate reports' `scope`)."""
+
+    MAILFROM = "mailfrom"
+    HELO = "helo"
 
 
 @dataclass(frozen=True, slots=True)
 class DkimResult:
-    result: str  # pass, fail, neutral, policy, temperror, permerror
+    """One signature's result; `domain` and `selector` are its d= and s=."""
+
+    result: DkimStatus
     domain: str = ""
     selector: str = ""
     algorithm: str = ""
@@ -25,7 +59,7 @@ class DkimResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "result": self.result,
+            "result": self.result.value,
             "domain": self.domain,
             "selector": self.selector,
             "algorithm": self.algorithm,
@@ -35,12 +69,37 @@ class DkimResult:
 
 
 @dataclass(frozen=True, slots=True)
+class DkimResults:
+    """The fact: every signature's result, in signature order (top down)."""
+
+    report_key: ClassVar[str] = "dkim"
+    signatures: tuple[DkimResult, ...] = ()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [sig.to_json() for sig in self.signatures]
+
+
+@dataclass(frozen=True, slots=True)
 class SpfResult:
-    result: str  # pass, fail, softfail, neutral, none, temperror, permerror
+    """The fact DMARC and the A-R header use: MAIL FROM's result (HELO's for the null sender)."""
+
+    report_key: ClassVar[str] = "spf"
+    result: SpfStatus
     domain: str = ""  # the domain checked (MAIL FROM's, or HELO's for the null sender)
-    identity: str = "mailfrom"  # mailfrom or helo
+    identity: SpfScope = SpfScope.MAILFROM
     explanation: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"result": self.result, "domain": self.domain, "identity": self.identity,
+        return {"result": self.result.value, "domain": self.domain, "identity": self.identity.value,
                 "explanation": self.explanation or None}
+
+
+@dataclass(frozen=True, slots=True)
+class SpfHelo:
+    """The fact: the HELO identity's own result (RFC 7208 section 2.3), when it was checked."""
+
+    report_key: ClassVar[str] = "spf_helo"
+    result: SpfResult
+
+    def to_json(self) -> dict[str, Any]:
+        return self.result.to_json()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+from mailwarden.core.facts import Facts, FactView
 
 
 class Action(StrEnum):
@@ -131,6 +133,17 @@ class ChangeSender:
 Edit = AddHeader | ChangeHeader | DeleteHeader | AddRecipient | DeleteRecipient | ChangeSender
 
 
+def writable(edit: Edit) -> bool:
+    """Whether the MTA can be given this edit: libmilter takes header values as UTF-8 only, and a
+    value carrying non-UTF-8 bytes from the message (surrogate escapes) cannot be written."""
+    value = getattr(edit, "value", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def edit_summary(edit: Edit) -> str:
     """A short token for the per-message log line, e.g. 'del:Received[2]'."""
     match edit:
@@ -155,21 +168,36 @@ def edit_summary(edit: Edit) -> str:
 class StageResult:
     """What one stage returns.
 
-    `facts` are typed values for later stages (e.g. DKIM results for DMARC). `auth` is merged into
-    the report's `auth` object and `rules` extends its `rules` list. `log` lines are logged at
-    info level (e.g. header_checks' Postfix-form lines); `notes` are details logged at debug level.
+    `facts` are typed values for later stages (core/facts.py: e.g. DKIM results for DMARC); the
+    reported ones are also the report's `auth` object. `rules` extends the report's `rules` list.
+    `log` lines are logged at info level (e.g. header_checks' Postfix-form lines); `notes` are
+    details logged at debug level.
     """
 
     verdict: Verdict | None = None
     edits: Sequence[Edit] = ()
-    facts: Mapping[str, Any] = field(default_factory=dict)
-    auth: Mapping[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     rules: Sequence[Mapping[str, Any]] = ()
     notes: Sequence[str] = ()
     log: Sequence[str] = ()
 
+    @property
+    def auth(self) -> dict[str, Any]:
+        """The reported facts in their JSON form."""
+        return self.facts.to_json()
+
 
 EMPTY = StageResult()
+
+
+class OutcomeView(Protocol):
+    """What a stage sees of the outcome so far: it reads; only the pipeline folds results in."""
+
+    @property
+    def facts(self) -> FactView: ...
+
+    @property
+    def verdict(self) -> Verdict: ...
 
 
 @dataclass(slots=True)
@@ -178,8 +206,7 @@ class Outcome:
 
     verdict: Verdict = CONTINUE
     edits: list[Edit] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-    auth: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     rules: list[Mapping[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
@@ -203,6 +230,11 @@ class Outcome:
         if verdict.action is Action.ACCEPT and self.verdict.action is Action.QUARANTINE:
             return
         self.verdict, self.decided_by = verdict, stage
+
+    @property
+    def auth(self) -> dict[str, Any]:
+        """The authentication results (the reported facts) in their JSON form."""
+        return self.facts.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {

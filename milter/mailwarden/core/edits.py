@@ -18,7 +18,7 @@ from mailwarden.core.decisions import (
     DeleteRecipient,
     Edit,
 )
-from mailwarden.core.model import Envelope, Header, Transaction
+from mailwarden.core.model import Envelope, Header, Transaction, strip_brackets
 
 
 def _position(headers: list[Header], name: str, occurrence: int) -> int | None:
@@ -62,8 +62,8 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
             tx.envelope = _with_rcpts(env, (*env.rcpts, addr))
         case DeleteRecipient(address=addr):
             # delrcpt matches exactly and case-sensitively, as Postfix does.
-            wanted = _bare(addr)
-            tx.envelope = _with_rcpts(env, tuple(r for r in env.rcpts if _bare(r) != wanted))
+            wanted = strip_brackets(addr)
+            tx.envelope = _with_rcpts(env, tuple(r for r in env.rcpts if strip_brackets(r) != wanted))
         case ChangeSender(address=addr, params=params):
             tx.envelope = Envelope(addr, tuple(params.split()) if params else (), env.rcpts, env.queue_id)
 
@@ -71,11 +71,6 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
 def apply_edits(tx: Transaction, edits: Iterable[Edit]) -> None:
     for edit in edits:
         apply_edit(tx, edit)
-
-
-def _bare(addr: str) -> str:
-    addr = addr.strip()
-    return addr[1:-1] if addr.startswith("<") and addr.endswith(">") else addr
 
 
 def _with_rcpts(env: Envelope, rcpts: tuple[str, ...]) -> Envelope:

@@ -71,10 +71,17 @@ class Envelope:
 
 
 def strip_brackets(addr: str) -> str:
+    """An envelope address without its angle brackets: `<a@b>` -> `a@b`."""
     addr = addr.strip()
     if addr.startswith("<") and addr.endswith(">"):
         return addr[1:-1]
     return addr
+
+
+def bracket(addr: str) -> str:
+    """An envelope address as Postfix gives it over SMTP, in angle brackets (sendmail gives none)."""
+    addr = addr.strip()
+    return addr if addr.startswith("<") else f"<{addr}>"
 
 
 class Body:

@@ -2,7 +2,9 @@
 
 Phases follow the milter callbacks where a decision can first be made: `envelope` after MAIL FROM
 (SPF), `headers` at end of headers (hopcount: the body is never transferred), `message` at end of
-message. The dry-run adapter runs all three in a row, so both adapters get the same outcome.
+message, ending in `end_of_message`, which also refuses edits the MTA cannot take. The dry-run
+adapter runs all three in a row, so both adapters get the same outcome. The order of the stages
+comes from the registry (core/registry.py, declared in bootstrap.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.decisions import Action, Outcome, OutcomeView, StageResult, Verdict, writable
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
@@ -40,8 +42,8 @@ class Stage(Protocol):
         """Whether this stage has anything to do for this transaction (e.g. outbound only)."""
         ...
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
-        """Decide. `outcome` is read-only here: earlier stages' facts, edits and verdict."""
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
+        """Decide, from the message and the facts and verdict of earlier stages."""
         ...
 
 
@@ -91,12 +93,26 @@ class Pipeline:
             self._fold(tx, stage.name, result, outcome)
         return outcome
 
+    def end_of_message(self, tx: Transaction, outcome: Outcome) -> Outcome:
+        """The message phase (unless a verdict was reached earlier), then the last check before
+        the verdict goes to the MTA: every edit must be one it can be given."""
+        if not outcome.finished:
+            self.run_phase(tx, Phase.MESSAGE, outcome)
+        if outcome.verdict.action in (Action.CONTINUE, Action.ACCEPT, Action.QUARANTINE):
+            unwritable = [e for e in outcome.edits if not writable(e)]
+            if unwritable:
+                # pymilter can only write UTF-8: refuse rather than deliver a half-edited message.
+                outcome.errors.append(f"cannot write non-UTF-8 header value: {unwritable[0]}")
+                outcome.verdict = Verdict.tempfail("cannot write non-UTF-8 header value")
+                outcome.finished = True
+        return outcome
+
     def run(self, tx: Transaction, outcome: Outcome | None = None) -> Outcome:
         """Every phase in order: what the milter does over a whole message."""
         outcome = outcome if outcome is not None else Outcome()
-        for phase in PHASES:
-            self.run_phase(tx, phase, outcome)
-        return outcome
+        self.run_phase(tx, Phase.ENVELOPE, outcome)
+        self.run_phase(tx, Phase.HEADERS, outcome)
+        return self.end_of_message(tx, outcome)
 
     @staticmethod
     def _fold(tx: Transaction, name: str, result: StageResult, outcome: Outcome) -> None:
@@ -104,8 +120,6 @@ class Pipeline:
             apply_edits(tx, result.edits)
             outcome.edits.extend(result.edits)
         outcome.facts.update(result.facts)
-        for key, value in result.auth.items():
-            outcome.auth[key] = value
         outcome.rules.extend(result.rules)
         outcome.notes.extend(result.notes)
         outcome.log.extend(result.log)

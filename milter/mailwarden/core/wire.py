@@ -1,7 +1,10 @@
 """Message bytes to headers and body, giving exactly what a milter sees from Postfix.
 
 With P_HDR_LEADSPC, a header value is everything after the colon, folds joined with "\\n" plus the
-continuation's own whitespace. Body lines end in CRLF, as Postfix hands them to milters.
+continuation's own whitespace. Body lines end in CRLF, as Postfix hands them to milters, the last
+one too: over SMTP a body always ends in a line end (the client puts one before the final dot),
+and Postfix's sendmail(1) ends a last line that has none, so an archived file without one is read
+as Postfix would have delivered it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def parse_message(data: bytes) -> ParsedMessage:
         pos = match.end()
     flush()
     body = data[pos:]
+    if body and not body.endswith(b"\n"):
+        body += b"\n"
     return ParsedMessage(headers, to_crlf(body), crlf)
 
 

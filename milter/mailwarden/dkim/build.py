@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailwarden.buildenv import BuildEnv
 from mailwarden.config.dkim import DkimSection, seconds
 from mailwarden.dkim.keys import KeyError_, load_private_key
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -14,28 +15,16 @@ from mailwarden.dkim.verify_stage import DkimVerify
 from mailwarden.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mailwarden.bootstrap import BuildEnv
     from mailwarden.config import Config
-    from mailwarden.core.pipeline import Stage
 
 
-def verify_stages(env: BuildEnv) -> list[Stage]:
+def dkim_verify(env: BuildEnv) -> DkimVerify:
     cfg = env.config.dkim.verify
-    if not cfg.enabled:
-        return []
     policy = VerifyPolicy(cfg.max_signatures, cfg.min_rsa_bits, cfg.allow_sha1,
                           cfg.on_body_length_extension, cfg.drift_seconds)
     actions = {"fail": cfg.on_fail, "none": cfg.on_none, "temperror": cfg.on_temperror,
                "permerror": cfg.on_permerror, "policy": cfg.on_policy}
-    return [DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)]
-
-
-def key_path(config: Config, key_file: str) -> Path:
-    """Relative key paths are relative to the config file (the working directory without one)."""
-    p = Path(key_file)
-    if p.is_absolute() or config.source.startswith("("):
-        return p
-    return Path(config.source).parent / p
+    return DkimVerify(Verifier(env.resolver, env.clock, policy), actions, cfg.verify_outbound)
 
 
 def load_keys(config: Config) -> dict[str, SigningKey]:
@@ -45,7 +34,7 @@ def load_keys(config: Config) -> dict[str, SigningKey]:
     problems = []
     for name, k in dkim.keys.items():
         try:
-            private = load_private_key(key_path(config, k.key_file), dkim.require_safe_keys)
+            private = load_private_key(Path(k.key_file), dkim.require_safe_keys)
         except KeyError_ as exc:
             problems.append(f"dkim.keys.{name}.key_file: {exc}")
             continue
@@ -55,11 +44,14 @@ def load_keys(config: Config) -> dict[str, SigningKey]:
     return keys
 
 
-def sign_stages(env: BuildEnv) -> list[Stage]:
+def signing_keys(env: BuildEnv) -> dict[str, SigningKey]:
+    """The configured keys, loaded once per build; checked at start-up even when no rule signs."""
+    return env.shared("dkim.keys", lambda e: load_keys(e.config))
+
+
+def dkim_sign(env: BuildEnv) -> DkimSign:
     dkim = env.config.dkim
-    keys = load_keys(env.config)
-    if not dkim.sign:
-        return []
+    keys = signing_keys(env)
     rules = tuple(Rule(r.match, r.identity, tuple(keys[n] for n in r.keys)) for r in dkim.sign)
     signer = Signer(dkim.canonicalization, dkim.headers, dkim.oversign, seconds(dkim.expire))
-    return [DkimSign(signer, rules, env.clock, dkim.warn_8bit)]
+    return DkimSign(signer, rules, env.clock, dkim.warn_8bit)

@@ -6,8 +6,10 @@ import email.utils
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Header, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -101,6 +103,23 @@ class _Scan:
         return gen
 
 
+@dataclass(frozen=True, slots=True)
+class DkimSigning:
+    """The fact (reported only): the (domain, selector, algorithm) of each signature added, and
+    warnings about what could break them; or, with nothing signed, why not."""
+
+    report_key: ClassVar[str] = "dkim_sign"
+    signed: tuple[tuple[str, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        if self.note:
+            return {"signed": [], "note": self.note}
+        signed = [{"domain": d, "selector": s, "algorithm": a} for d, s, a in self.signed]
+        return {"signed": signed, "warnings": list(self.warnings)}
+
+
 @dataclass(frozen=True)
 class DkimSign:
     signer: Signer
@@ -113,13 +132,13 @@ class DkimSign:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.OUTBOUND and bool(self.rules)
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         msg = tx.message
         headers = [*msg.above, *msg.headers]  # as delivered, minus the MTA's hidden Received
         rule, domain = self._rule(tx, headers)
         if rule is None:
             why = f"no signing rule for {domain!r}" if domain else "no single From address to sign for"
-            return StageResult(auth={"dkim_sign": {"signed": [], "note": why}}, notes=[f"dkim-sign: {why}"])
+            return StageResult(facts=Facts(DkimSigning(note=why)), notes=[f"dkim-sign: {why}"])
         scan = _Scan()
         chunks = scan.wrap(msg.body.chunks) if self.warn else msg.body.chunks
         values = self.signer.sign(rule.keys, headers, chunks, self.clock())
@@ -127,12 +146,10 @@ class DkimSign:
         # headers read in key order from the top.
         edits = [AddHeader("DKIM-Signature", v, index=0) for v in reversed(values)]
         warnings = self._warnings(scan, headers) if self.warn else []
-        signed = [{"domain": k.domain, "selector": k.selector, "algorithm": k.key.algorithm}
-                  for k in rule.keys]
+        signed = tuple((k.domain, k.selector, k.key.algorithm) for k in rule.keys)
         notes = [f"dkim-sign d={k.domain} s={k.selector} a={k.key.algorithm}" for k in rule.keys]
         notes += [f"dkim-sign warning: {w}" for w in warnings]
-        return StageResult(edits=edits, auth={"dkim_sign": {"signed": signed, "warnings": warnings}},
-                           notes=notes)
+        return StageResult(edits=edits, facts=Facts(DkimSigning(signed, tuple(warnings))), notes=notes)
 
     def _rule(self, tx: Transaction, headers: Sequence[Header]) -> tuple[Rule | None, str]:
         domain = ""

@@ -1,11 +1,18 @@
-"""Verify every DKIM-Signature of a message, top down, up to a cap (RFC 6376 6, RFC 8301)."""
+"""Verify every DKIM-Signature of a message, top down, up to a cap (RFC 6376 6, RFC 8301).
+
+Result labels (RFC 8601 section 2.7.1; the table is in contrib/docs/dkim.md): a signature that
+is never cryptographically checked because of a PERMFAIL (RFC 6376 section 6.1: bad or missing
+tags, unknown algorithm or version, x= before t=, expired, t= in the future, no usable key) is
+`permerror`, as OpenDKIM reports it; `fail` means the hashes were computed and did not match;
+`policy` that they matched but local policy refuses the signature; `temperror` a DNS failure.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from mailwarden.core.auth import DkimResult
+from mailwarden.core.auth import DkimResult, DkimStatus
 from mailwarden.core.model import Header
 from mailwarden.core.ports import Resolver
 from mailwarden.dkim.canon import BodyHash, body_hashes, canon_header
@@ -84,52 +91,54 @@ class Verifier:
         try:
             _, sig = parse_signature(raw)
         except TagError as exc:
-            return _unparsed(raw, "neutral", f"bad signature: {exc}")
+            return _unparsed(raw, DkimStatus.PERMERROR, f"bad signature: {exc}")
         base = _result(sig)
         now = self.clock()
         drift = self.policy.clock_drift
         if sig.expires is not None and sig.expires + drift < now:
-            return _with(base, "fail", "signature expired (x=)")
+            return _with(base, DkimStatus.PERMERROR, "signature expired (x=)")
         if sig.timestamp is not None and sig.timestamp - drift > now:
-            return _with(base, "neutral", "signature timestamp t= is in the future")
+            return _with(base, DkimStatus.PERMERROR, "signature timestamp t= is in the future")
         name = f"{sig.selector}._domainkey.{sig.domain}"
         try:
             records = self.resolver.txt(name)
         except DnsTempError as exc:
-            return _with(base, "temperror", f"key lookup failed: {exc.reason}")
+            return _with(base, DkimStatus.TEMPERROR, f"key lookup failed: {exc.reason}")
         if not records:
-            return _with(base, "permerror", f"no key record at {name}")
+            return _with(base, DkimStatus.PERMERROR, f"no key record at {name}")
         try:
             key = _first_key(records)
         except KeyRecordError as exc:
-            return _with(base, "permerror", str(exc))
-        base = _with(base, "", "", key.bits)
+            return _with(base, DkimStatus.PERMERROR, str(exc))
+        base = _with(base, None, "", key.bits)
         if key.key_type != sig.key_type:
-            return _with(base, "permerror", f"key type {key.key_type} does not match a={sig.algorithm}")
+            why = f"key type {key.key_type} does not match a={sig.algorithm}"
+            return _with(base, DkimStatus.PERMERROR, why)
         if key.hashes and sig.hash_name not in key.hashes:
-            return _with(base, "permerror", f"key h= does not allow {sig.hash_name}")
+            return _with(base, DkimStatus.PERMERROR, f"key h= does not allow {sig.hash_name}")
         if key.strict_identity and sig.identity and sig.identity.rpartition("@")[2].lower() != sig.domain:
-            return _with(base, "permerror", "key t=s forbids a subdomain in i=")
+            return _with(base, DkimStatus.PERMERROR, "key t=s forbids a subdomain in i=")
         return _Pending(header, sig, key)
 
     def _check(self, p: _Pending, headers: Sequence[Header], bh: BodyHash) -> DkimResult:
         sig, key = p.sig, p.key
-        base = _with(_result(sig), "", "", key.bits)
+        base = _with(_result(sig), None, "", key.bits)
         if sig.length is not None and bh.total < sig.length:
-            return _with(base, "fail", f"body shorter than l={sig.length}")
+            return _with(base, DkimStatus.FAIL, f"body shorter than l={sig.length}")
         if bh.digest() != sig.body_hash:
-            return _with(base, "fail", "body hash did not verify")
+            return _with(base, DkimStatus.FAIL, "body hash did not verify")
         if not key.verify(sig.algorithm, sig.signature, header_data(sig, headers, p.header)):
-            return _with(base, "fail", "signature did not verify")
+            return _with(base, DkimStatus.FAIL, "signature did not verify")
         if sig.algorithm == "rsa-sha1" and not self.policy.allow_sha1:
-            return _with(base, "policy", "rsa-sha1 is not acceptable (RFC 8301)")
+            return _with(base, DkimStatus.POLICY, "rsa-sha1 is not acceptable (RFC 8301)")
         if key.key_type == "rsa" and key.bits < self.policy.min_rsa_bits:
-            return _with(base, "policy", f"{key.bits}-bit RSA key is below {self.policy.min_rsa_bits} bits")
+            why = f"{key.bits}-bit RSA key is below {self.policy.min_rsa_bits} bits"
+            return _with(base, DkimStatus.POLICY, why)
         if sig.length is not None and bh.total > sig.length:
             extra = bh.total - sig.length
-            result = self.policy.on_body_length_extension
+            result = DkimStatus(self.policy.on_body_length_extension)
             return _with(base, result, f"l={sig.length} leaves {extra} unsigned body bytes")
-        return _with(base, "pass", "testing key (t=y)" if key.testing else "")
+        return _with(base, DkimStatus.PASS, "testing key (t=y)" if key.testing else "")
 
 
 def _body_key(sig: Signature) -> tuple[str, str, int | None]:
@@ -148,15 +157,17 @@ def _first_key(records: list[bytes]) -> PublicKey:
 
 
 def _result(sig: Signature) -> DkimResult:
-    return DkimResult("", sig.domain, sig.selector, sig.algorithm, 0, "", sig.b_text, sig.identity)
+    # PERMERROR until a check says otherwise.
+    return DkimResult(DkimStatus.PERMERROR, sig.domain, sig.selector, sig.algorithm, 0, "", sig.b_text,
+                      sig.identity)
 
 
-def _with(base: DkimResult, result: str, reason: str, bits: int | None = None) -> DkimResult:
+def _with(base: DkimResult, result: DkimStatus | None, reason: str, bits: int | None = None) -> DkimResult:
     return DkimResult(result or base.result, base.domain, base.selector, base.algorithm,
                       base.key_bits if bits is None else bits, reason or base.reason, base.b, base.identity)
 
 
-def _unparsed(raw: bytes, result: str, reason: str) -> DkimResult:
+def _unparsed(raw: bytes, result: DkimStatus, reason: str) -> DkimResult:
     """A result for a signature we could not parse, with whatever tags could be read."""
     tags = parse_tags(raw, lenient=True)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mailwarden.core.auth import DKIM_FACT, DkimResult
-from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus
+from mailwarden.core.decisions import OutcomeView, StageResult, Verdict
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.dkim.verify import Verifier
@@ -21,15 +22,15 @@ _TEXTS = {
 }
 
 
-def summary(results: Sequence[DkimResult]) -> str:
+def summary(results: Sequence[DkimResult]) -> DkimStatus:
     """The one result that decides the action: pass if any signature passes, else the worst."""
     kinds = {r.result for r in results}
     if not results:
-        return "none"
-    for kind in ("pass", "temperror", "fail", "policy", "permerror"):
+        return DkimStatus.NONE
+    for kind in (DkimStatus.PASS, DkimStatus.TEMPERROR, DkimStatus.FAIL, DkimStatus.POLICY):
         if kind in kinds:
             return kind
-    return "permerror"  # neutral counts as unusable
+    return DkimStatus.PERMERROR  # neutral counts as unusable
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class DkimVerify:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.INBOUND or self.verify_outbound
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         # The headers as received: what the signer signed, before our own rules changed any.
         results = self.verifier.verify(tx.received_headers, tx.message.body.chunks)
         notes = [f"dkim {r.result} d={r.domain} s={r.selector} a={r.algorithm}"
@@ -51,14 +52,13 @@ class DkimVerify:
                  for r in results]
         return StageResult(
             verdict=self._verdict(summary(results)),
-            facts={DKIM_FACT: results},
-            auth={"dkim": [r.to_json() for r in results]},
+            facts=Facts(DkimResults(results)),
             notes=notes,
         )
 
-    def _verdict(self, kind: str) -> Verdict | None:
+    def _verdict(self, kind: DkimStatus) -> Verdict | None:
         action = self.actions.get(kind, "accept")
-        if kind == "pass" or action == "accept":
+        if kind is DkimStatus.PASS or action == "accept":
             return None  # leave the decision to DMARC and later stages
         code, dsn, text = _TEXTS[kind]
         if action == "reject":

@@ -12,15 +12,24 @@ from dataclasses import dataclass, replace
 
 from publicsuffixlist import PublicSuffixList
 
-from mailwarden.core.auth import DkimResult, SpfResult
+from mailwarden.core.auth import DkimResult, DkimStatus, SpfResult, SpfStatus
 from mailwarden.core.ports import Random, Resolver, normalize_name
 from mailwarden.dmarc.discovery import Discovered, discover_psl, discover_walk, walk_org_domain
 from mailwarden.dmarc.psl import org_domain
 from mailwarden.dmarc.record import DmarcRecord
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import (
+    AlignedIdentifier,
+    Alignment,
+    Disposition,
+    DmarcResult,
+    DmarcStatus,
+    Override,
+    Policy,
+)
 from mailwarden.errors import DnsTempError
 
-WEAKER = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+WEAKER = {Policy.REJECT: Disposition.QUARANTINE, Policy.QUARANTINE: Disposition.NONE,
+          Policy.NONE: Disposition.NONE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,42 +45,46 @@ class Evaluator:
             found = discover_walk(self.resolver, domain) if self.tree_walk else discover_psl(
                 self.resolver, domain, self.psl)
         except DnsTempError as exc:
-            return DmarcResult("temperror", domain, disposition="none", reason=str(exc))
+            return DmarcResult(DmarcStatus.TEMPERROR, domain, reason=str(exc))
         if found.status != "found" or found.record is None:
-            result = "permerror" if found.status == "permerror" else "none"
+            result = DmarcStatus.PERMERROR if found.status == "permerror" else DmarcStatus.NONE
             return DmarcResult(result, domain, org_domain=found.org_domain,
                                policy_domain=found.policy_domain, reason=found.reason)
         record = found.record
         try:
             org_of = self._org_function(domain, found)
-            dkim_ok = any(
-                sig.result == "pass" and aligned(domain, sig.domain, record.adkim, org_of) for sig in dkim
-            )
-            spf_ok = spf is not None and spf.result == "pass" and aligned(
-                domain, spf.domain, record.aspf, org_of)
+            identifiers = _identifiers(domain, record, org_of, dkim, spf, (DkimStatus.PASS, SpfStatus.PASS))
+            dkim_ok = any(i.aligned for i in identifiers if i.method == "dkim")
+            spf_ok = any(i.aligned for i in identifiers if i.method == "spf")
             policy = self._policy(domain, found, record)
+            if not (dkim_ok or spf_ok):
+                identifiers = _identifiers(domain, record, org_of, dkim, spf,
+                                           (DkimStatus.TEMPERROR, SpfStatus.TEMPERROR))
         except DnsTempError as exc:
-            return DmarcResult("temperror", domain, reason=str(exc), org_domain=found.org_domain)
+            return DmarcResult(DmarcStatus.TEMPERROR, domain, reason=str(exc), org_domain=found.org_domain)
         if not (dkim_ok or spf_ok):
-            unsure = _unsure_identifiers(domain, record, org_of, dkim, spf)
+            unsure = [i.label() for i in identifiers if i.aligned]
             if unsure:
                 # A temporary failure of an identifier that would have aligned is not a fail: the
                 # sender retries (RFC 7489 leaves this open; a 5xx here would lose mail for good).
-                return DmarcResult("temperror", domain, policy=policy, org_domain=found.org_domain,
+                return DmarcResult(DmarcStatus.TEMPERROR, domain, policy=policy, org_domain=found.org_domain,
                                    policy_domain=found.policy_domain, published=record.p,
-                                   reason="temporary DNS failure checking " + ", ".join(unsure))
+                                   reason="temporary DNS failure checking " + ", ".join(unsure),
+                                   record=record, identifiers=identifiers)
         base = DmarcResult(
-            "pass" if dkim_ok or spf_ok else "fail",
+            DmarcStatus.PASS if dkim_ok or spf_ok else DmarcStatus.FAIL,
             domain,
             policy=policy,
-            dkim_aligned="pass" if dkim_ok else "fail",
-            spf_aligned="pass" if spf_ok else "fail",
+            dkim_aligned=Alignment.PASS if dkim_ok else Alignment.FAIL,
+            spf_aligned=Alignment.PASS if spf_ok else Alignment.FAIL,
             org_domain=found.org_domain,
             policy_domain=found.policy_domain,
             published=record.p,
             reason="; ".join(record.problems),
+            record=record,
+            identifiers=identifiers,
         )
-        if base.result == "pass" or policy == "none":
+        if base.result is DmarcStatus.PASS or policy is Policy.NONE:
             return base
         return self._sampled(base, record)
 
@@ -87,36 +100,43 @@ class Evaluator:
             return cache[d]
         return org
 
-    def _policy(self, domain: str, found: Discovered, record: DmarcRecord) -> str:
+    def _policy(self, domain: str, found: Discovered, record: DmarcRecord) -> Policy:
         if found.policy_domain == domain:
-            return record.p
+            return Policy(record.p)
         if record.np and not domain_exists(self.resolver, domain):
-            return record.nonexistent_policy()
-        return record.subdomain_policy()
+            return Policy(record.nonexistent_policy())
+        return Policy(record.subdomain_policy())
 
     def _sampled(self, result: DmarcResult, record: DmarcRecord) -> DmarcResult:
         """The policy to apply: one step weaker when not sampled (pct, RFC 7489 section 6.6.4) or
         when the owner is testing (t=y, RFC 9989, which ignores pct)."""
-        policy = result.policy
+        policy = result.policy or Policy.NONE
         if self.tree_walk:
             if record.t == "y":
-                return replace(result, disposition=WEAKER[policy], override="testing")
-            return replace(result, disposition=policy)
+                return replace(result, disposition=WEAKER[policy], override=Override.TESTING)
+            return replace(result, disposition=Disposition(policy.value))
         if record.pct < 100:
             draw = (self.random() if self.random is not None else 0.0) * 100
             if draw >= record.pct:
-                return replace(result, disposition=WEAKER[policy], override="sampled_out")
-        return replace(result, disposition=policy)
+                return replace(result, disposition=WEAKER[policy], override=Override.SAMPLED_OUT)
+        return replace(result, disposition=Disposition(policy.value))
 
 
-def _unsure_identifiers(domain: str, record: DmarcRecord, org_of: Callable[[str], str],
-                        dkim: Sequence[DkimResult], spf: SpfResult | None) -> list[str]:
-    """The aligned identifiers whose check failed temporarily (DKIM key or SPF record lookups)."""
-    unsure = [f"dkim d={sig.domain} s={sig.selector}" for sig in dkim
-              if sig.result == "temperror" and aligned(domain, sig.domain, record.adkim, org_of)]
-    if spf is not None and spf.result == "temperror" and aligned(domain, spf.domain, record.aspf, org_of):
-        unsure.append(f"spf {spf.identity}={spf.domain}")
-    return unsure
+def _identifiers(domain: str, record: DmarcRecord, org_of: Callable[[str], str],
+                 dkim: Sequence[DkimResult], spf: SpfResult | None,
+                 counted: tuple[DkimStatus, SpfStatus]) -> tuple[AlignedIdentifier, ...]:
+    """Every signature and the SPF result, each with whether it aligns with `domain`.
+
+    Alignment is worked out only for the `counted` results (in tree-walk mode it costs DNS
+    queries): a pass, or when nothing passed aligned, a temporary error."""
+    found = [AlignedIdentifier("dkim", sig.domain, sig.result.value,
+                               sig.result in counted and aligned(domain, sig.domain, record.adkim, org_of),
+                               selector=sig.selector) for sig in dkim]
+    if spf is not None:
+        spf_aligned = spf.result in counted and aligned(domain, spf.domain, record.aspf, org_of)
+        found.append(AlignedIdentifier("spf", spf.domain, spf.result.value, spf_aligned,
+                                       scope=spf.identity.value))
+    return tuple(found)
 
 
 def aligned(author: str, identifier: str, mode: str, org_of: Callable[[str], str]) -> bool:

@@ -8,7 +8,7 @@ refers to the headers as received, and deletes of one name come highest occurren
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mailwarden.core.decisions import (
@@ -22,24 +22,30 @@ from mailwarden.core.decisions import (
     Edit,
     Verdict,
 )
-from mailwarden.core.model import Header, Transaction
+from mailwarden.core.model import Header, Transaction, bracket, strip_brackets
 from mailwarden.rules.actions import OUTBOUND_OK, Action, Kw, parse_action, reject_reply, split_header
 from mailwarden.rules.loader import RuleSet
 from mailwarden.rules.matcher import Hit, Rule
 
-PENDING_FACT = "rules.pending"
-SET_FACT = "rules.set"
 
-
-@dataclass
+@dataclass(frozen=True)
 class Pending:
     """What the whole message gets once every class has run (HOLD, REDIRECT, PASS keep searching)."""
 
     hold: str | None = None
     redirect: str | None = None
     passed: bool = False
-    bcc: list[str] = field(default_factory=list)
-    timeouts: list[str] = field(default_factory=list)
+    bcc: tuple[str, ...] = ()
+    timeouts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleFacts:
+    """The fact the rule stages hand on: the message's rule set (read once, so a reload between
+    end of headers and end of message does not split it) and its pending effects so far."""
+
+    ruleset: RuleSet
+    pending: Pending
 
 
 @dataclass
@@ -65,7 +71,8 @@ class Session:
         timeouts: list[Rule] = []
         hit = self.rules.matcher(klass).lookup(text, timeouts)
         for rule in timeouts:
-            self.pending.timeouts.append(f"{rule.path}:{rule.line}")
+            where = f"{rule.path}:{rule.line}"
+            self.pending = replace(self.pending, timeouts=(*self.pending.timeouts, where))
             self.notes.append(f"rules: {rule.path}, line {rule.line}: regex timeout: counted as no match")
         return hit
 
@@ -105,81 +112,83 @@ class Session:
         return self._apply(action, shown, pos, what)
 
     def _apply(self, action: Action, shown: str, pos: int | None, what: str) -> int:
-        kw, text = action.kw, action.text
-        if kw in (Kw.DUNNO, Kw.OK):
-            return 1
-        if kw is Kw.REJECT:
-            code, dsn, reply = reject_reply(text)
-            self.log("reject", what, shown, f"{dsn} {reply}")
-            if code.startswith("4"):
-                self.verdict = Verdict.tempfail(reply, code=code, dsn=dsn)
-            else:
-                self.verdict = Verdict.reject(code, dsn, reply)
-            return 1
-        if kw is Kw.DISCARD:
-            self.log("discard", what, shown, text)
-            self.verdict = DISCARD
-            return 1
-        if kw is Kw.HOLD:
-            if self.pending.hold is None:
-                self.log("hold", what, shown, text)
-                self.pending.hold = text or "held by header_checks"
-            return 1
-        if kw in (Kw.WARN, Kw.INFO):
-            self.log("warning" if kw is Kw.WARN else "info", what, shown, text)
-            return 1
-        if kw is Kw.PASS:
-            self.log("pass", what, shown, text)
-            self.pending.passed = True
-            return 1
-        if kw is Kw.FILTER:
+        """Carry one action out; the position always moves on by one header."""
+        kw = action.kw
+        if kw in (Kw.REJECT, Kw.DISCARD):
+            self._decide(action, shown, what)
+        elif kw in (Kw.HOLD, Kw.PASS, Kw.BCC, Kw.REDIRECT):
+            self._pend(action, shown, what)
+        elif kw in (Kw.IGNORE, Kw.STRIP, Kw.REPLACE, Kw.PREPEND):
+            self._edit_header(action, shown, pos, what)
+        elif kw in (Kw.WARN, Kw.INFO):
+            self.log("warning" if kw is Kw.WARN else "info", what, shown, action.text)
+        elif kw is Kw.FILTER:
             self.log("warning", what, shown, "FILTER has no milter equivalent: ignored")
-            return 1
-        if kw is Kw.BCC:
-            if "@" not in text:
-                self.log("warning", what, shown, f"bad BCC address: {text}")
-                return 1
+        elif kw is Kw.UNKNOWN:
+            self.log("warning", what, shown, f"unknown command in header_checks map: {action.text[:60]}")
+        return 1  # DUNNO and OK do nothing
+
+    def _decide(self, action: Action, shown: str, what: str) -> None:
+        """REJECT and DISCARD: the message's verdict, the search stops."""
+        if action.kw is Kw.DISCARD:
+            self.log("discard", what, shown, action.text)
+            self.verdict = DISCARD
+            return
+        code, dsn, reply = reject_reply(action.text)
+        self.log("reject", what, shown, f"{dsn} {reply}")
+        if code.startswith("4"):
+            self.verdict = Verdict.tempfail(reply, code=code, dsn=dsn)
+        else:
+            self.verdict = Verdict.reject(code, dsn, reply)
+
+    def _pend(self, action: Action, shown: str, what: str) -> None:
+        """HOLD, PASS, BCC and REDIRECT: effects on the whole message, applied by `finish`."""
+        kw, text, pending = action.kw, action.text, self.pending
+        if kw is Kw.HOLD:
+            if pending.hold is None:
+                self.log("hold", what, shown, text)
+                self.pending = replace(pending, hold=text or "held by header_checks")
+        elif kw is Kw.PASS:
+            self.log("pass", what, shown, text)
+            self.pending = replace(pending, passed=True)
+        elif "@" not in text:
+            self.log("warning", what, shown, f"bad {kw.value} address: {text}")
+        elif kw is Kw.BCC:
             self.log("bcc", what, shown, text)
-            if text not in self.tx.envelope.rcpts and text not in self.pending.bcc:
-                self.pending.bcc.append(text)
-                self.edits.append(AddRecipient(f"<{text}>"))
-            return 1
-        if kw is Kw.REDIRECT:
-            if "@" not in text:
-                self.log("warning", what, shown, f"bad REDIRECT address: {text}")
-                return 1
+            if text not in self.tx.envelope.rcpts and text not in pending.bcc:
+                self.pending = replace(pending, bcc=(*pending.bcc, text))
+                self.edits.append(AddRecipient(bracket(text)))
+        else:
             self.log("redirect", what, shown, text)
-            self.pending.redirect = text
-            return 1
-        if kw is Kw.UNKNOWN:
-            self.log("warning", what, shown, f"unknown command in header_checks map: {text[:60]}")
-            return 1
-        # Header edits: only a top-level header can be edited from a milter.
+            self.pending = replace(pending, redirect=text)
+
+    def _edit_header(self, action: Action, shown: str, pos: int | None, what: str) -> None:
+        """IGNORE, STRIP, REPLACE and PREPEND: only a top-level header can be edited from a milter."""
+        kw, text = action.kw, action.text
         if pos is None:
             self.log("warning", what, shown, f"{kw.value} of a MIME part header is not possible in a milter")
-            return 1
+            return
         header = self.headers[pos]
         if kw in (Kw.IGNORE, Kw.STRIP):
             if kw is Kw.STRIP:
                 self.log("strip", what, shown, text)
             self._plan(pos, DeleteHeader(header.name, self._occurrence(pos)))
-            return 1
+            return
         parts = split_header(text, folded=kw is Kw.REPLACE)
         if parts is None:
             self.log("warning", what, shown, f"bad {kw.value} header text: {text[:60]}")
-            return 1
+            return
         name, value = parts
-        if kw is Kw.REPLACE:
-            self.log("replace", what, shown, text)
-            if name == header.name:
-                self._plan(pos, ChangeHeader(name, self._occurrence(pos), value))
-            else:
-                self._plan(pos, DeleteHeader(header.name, self._occurrence(pos)))
-                self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
-            return 1
-        self.log("prepend", what, shown, text)
-        self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
-        return 1
+        if kw is Kw.PREPEND:
+            self.log("prepend", what, shown, text)
+            self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
+            return
+        self.log("replace", what, shown, text)
+        if name == header.name:
+            self._plan(pos, ChangeHeader(name, self._occurrence(pos), value))
+        else:
+            self._plan(pos, DeleteHeader(header.name, self._occurrence(pos)))
+            self._plan(pos, AddHeader(name, value, self._insert_index(pos)))
 
     def _plan(self, pos: int, edit: Edit) -> None:
         self.header_edits.setdefault(pos, []).append(edit)
@@ -205,7 +214,7 @@ class Session:
         rcpt = tx.envelope.rcpts[0] if tx.envelope.rcpts else ""
         line = (
             f"{qid}: {action}: {what} {shown[:200]} from {conn.client_name or 'unknown'}[{conn.client_ip}];"
-            f" from=<{tx.envelope.sender}> to=<{rcpt.strip('<>')}> proto=ESMTP helo=<{conn.helo}>"
+            f" from=<{tx.envelope.sender}> to=<{strip_brackets(rcpt)}> proto=ESMTP helo=<{conn.helo}>"
         )
         self.notes.append(f"{line}: {text}" if text else line)
 
@@ -217,7 +226,7 @@ def finish(tx: Transaction, pending: Pending) -> tuple[Verdict | None, list[Edit
         target = pending.redirect
         for rcpt in tx.envelope.rcpts:
             edits.append(DeleteRecipient(rcpt))
-        edits.append(AddRecipient(f"<{target}>"))
+        edits.append(AddRecipient(bracket(target)))
     if pending.hold is not None:
         return Verdict.quarantine(pending.hold), edits
     if pending.passed:

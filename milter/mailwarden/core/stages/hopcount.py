@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import EMPTY, Outcome, StageResult, Verdict
+from mailwarden.core.decisions import EMPTY, OutcomeView, StageResult, Verdict
 from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase
 
@@ -25,7 +25,7 @@ class Hopcount:
     def applies(self, tx: Transaction) -> bool:
         return self.limit > 0
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         hops = count_received(tx) + 1  # the MTA's own, hidden Received header
         if hops >= self.limit:
             return StageResult(

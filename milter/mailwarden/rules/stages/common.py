@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.decisions import OutcomeView, StageResult, Verdict
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Transaction
 from mailwarden.rules.holder import RuleSetHolder
-from mailwarden.rules.loader import RuleSet
-from mailwarden.rules.session import PENDING_FACT, SET_FACT, Pending, Session
+from mailwarden.rules.session import Pending, RuleFacts, Session
 
 
 @dataclass(frozen=True)
@@ -23,23 +21,17 @@ class RuleOptions:
 DEFAULT_OPTIONS = RuleOptions()
 
 
-def start(holder: RuleSetHolder, tx: Transaction, outcome: Outcome, outbound: bool = False) -> Session:
+def start(holder: RuleSetHolder, tx: Transaction, outcome: OutcomeView, outbound: bool = False) -> Session:
     """A session on the message's rule set: the one its first rule stage saw, read only once."""
-    ruleset = outcome.facts.get(SET_FACT)
-    if not isinstance(ruleset, RuleSet):
+    earlier = outcome.facts.get(RuleFacts)
+    if earlier is None:
         holder.maybe_reload()
-        ruleset = holder.current
-    old = outcome.facts.get(PENDING_FACT)
-    pending = (
-        dataclasses.replace(old, bcc=list(old.bcc), timeouts=list(old.timeouts))
-        if isinstance(old, Pending)
-        else Pending()
-    )
-    return Session(tx, ruleset, pending, outbound, headers=list(tx.message.headers))
+        return Session(tx, holder.current, Pending(), outbound, headers=list(tx.message.headers))
+    return Session(tx, earlier.ruleset, earlier.pending, outbound, headers=list(tx.message.headers))
 
 
 def result(session: Session, options: RuleOptions, verdict: Verdict | None = None) -> StageResult:
-    facts: dict[str, Any] = {SET_FACT: session.rules, PENDING_FACT: session.pending}
+    facts = Facts(RuleFacts(session.rules, session.pending))
     final = session.verdict or verdict
     if final is None and session.pending.timeouts and options.on_timeout == "tempfail":
         final = Verdict.tempfail("temporary failure in header checks", dsn="4.3.0")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import Outcome, StageResult
+from mailwarden.core.decisions import OutcomeView, StageResult
 from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.rules.holder import RuleSetHolder
@@ -30,7 +30,7 @@ class BodyChecks:
     def applies(self, tx: Transaction) -> bool:
         return True
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         session = start(self.holder, tx, outcome)
         rules = session.rules
         if not session.stopped and any(len(rules.matcher(k)) for k in BODY_CLASSES):

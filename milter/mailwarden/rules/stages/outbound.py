@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import Outcome, StageResult
+from mailwarden.core.decisions import OutcomeView, StageResult
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.rules.holder import RuleSetHolder
@@ -26,7 +26,7 @@ class OutboundHeaderChecks:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.OUTBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         session = start(self.holder, tx, outcome, outbound=True)
         if len(session.rules.matchers["outbound_header_checks"]) == 0:
             return result(session, self.options)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import Outcome, StageResult
+from mailwarden.core.decisions import OutcomeView, StageResult
 from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.rules.holder import RuleSetHolder
@@ -26,7 +26,7 @@ class TopHeaderChecks:
     def applies(self, tx: Transaction) -> bool:
         return True
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         session = start(self.holder, tx, outcome)
         pos = 0
         while pos < len(session.headers) and not session.stopped:

@@ -62,7 +62,7 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
     """(method, result, {"ptype.property": value}) per resinfo of an A-R value."""
     text = strip_comments(value.replace("\r", " ").replace("\n", " "))
     found = []
-    for part in _split_semicolons(text)[1:]:
+    for part in split_outside(text, ";")[1:]:
         m = _RESINFO.match(part)
         if not m:
             continue
@@ -71,14 +71,19 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
     return found
 
 
-def _split_semicolons(text: str) -> list[str]:
+def split_outside(text: str, sep: str) -> list[str]:
+    """`text` split at each `sep` that stands outside quoted strings and (comments)."""
     parts: list[str] = []
     cur: list[str] = []
-    quoted = False
+    quoted, depth = False, 0
     for ch in text:
         if ch == '"':
             quoted = not quoted
-        if ch == ";" and not quoted:
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth = max(depth - 1, 0)
+        if ch == sep and not quoted and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.auth import SPF_FACT, SPF_HELO_FACT, SpfResult
-from mailwarden.core.decisions import Outcome, StageResult, Verdict
+from mailwarden.core.auth import SpfHelo, SpfResult, SpfScope, SpfStatus
+from mailwarden.core.decisions import OutcomeView, StageResult, Verdict
+from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.core.ports import Resolver
-from mailwarden.dmarc.spf_query import check_spf
+from mailwarden.spf.query import check_spf
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class SpfCheck:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.INBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         conn = tx.connection
         ip = conn.client_ip.strip("[]").removeprefix("IPv6:")
         if not ip:
@@ -38,29 +39,22 @@ class SpfCheck:
         sender = tx.envelope.sender
         helo_result: SpfResult | None = None
         if self.check_helo or not sender:
-            helo_result = check_spf(self.resolver, ip, "", conn.helo, "helo", self.lookup_time)
+            helo_result = check_spf(self.resolver, ip, "", conn.helo, SpfScope.HELO, self.lookup_time)
         if sender:
-            result = check_spf(self.resolver, ip, sender, conn.helo, "mailfrom", self.lookup_time)
+            result = check_spf(self.resolver, ip, sender, conn.helo, SpfScope.MAILFROM, self.lookup_time)
         else:
             assert helo_result is not None
             result = helo_result
-        facts: dict[str, SpfResult] = {SPF_FACT: result}
-        auth = {"spf": _json(result)}
+        facts = Facts(result)
         if helo_result is not None:
-            facts[SPF_HELO_FACT] = helo_result
-            auth["spf_helo"] = _json(helo_result)
+            facts.update([SpfHelo(helo_result)])
         verdict = None
-        if self.reject_helo_fail and helo_result is not None and helo_result.result == "fail":
+        if self.reject_helo_fail and helo_result is not None and helo_result.result is SpfStatus.FAIL:
             verdict = _reject(helo_result)
-        elif self.reject_on_fail and result.result == "fail":
+        elif self.reject_on_fail and result.result is SpfStatus.FAIL:
             verdict = _reject(result)
         note = f"spf={result.result} {result.identity}={result.domain} ip={ip}"
-        return StageResult(verdict=verdict, facts=facts, auth=auth, notes=(note,))
-
-
-def _json(result: SpfResult) -> dict[str, str | None]:
-    return {"result": result.result, "domain": result.domain, "identity": result.identity,
-            "explanation": result.explanation or None}
+        return StageResult(verdict=verdict, facts=facts, notes=(note,))
 
 
 def _reject(result: SpfResult) -> Verdict:

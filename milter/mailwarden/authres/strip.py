@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailwarden.core.decisions import EMPTY, DeleteHeader, Outcome, StageResult
+from mailwarden.authres.headers import authserv_id
+from mailwarden.core.decisions import EMPTY, DeleteHeader, OutcomeView, StageResult
 from mailwarden.core.model import Header, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.headers import authserv_id
 
 AR = "authentication-results"
 
@@ -31,7 +31,7 @@ class AuthresStrip:
     def applies(self, tx: Transaction) -> bool:
         return bool(self.ids)
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         edits = forged_deletes(tx.message.headers, self.ids)
         if not edits:
             return EMPTY

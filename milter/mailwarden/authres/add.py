@@ -1,15 +1,13 @@
 """The one Authentication-Results header (RFC 8601) with everything checked, at the top.
 
-Built with authres from the facts of earlier stages: spf= (SPF_FACT), one dkim= per signature
-(DKIM_FACT), dmarc= (DMARC_FACT). Inserted at index 0, above the MTA's own Received header, where
+Built with authres from the facts of earlier stages: spf= (SpfResult), one dkim= per signature
+(DkimResults), dmarc= (DmarcResult). Inserted at index 0, above the MTA's own Received header, where
 RFC 8601 section 5 wants it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from authres.core import (
     AuthenticationResult,
@@ -21,12 +19,14 @@ from authres.core import (
 from authres.dmarc import DMARCAuthenticationResult
 
 from mailwarden.arc.clause import arc_clause
-from mailwarden.arc.result import ARC_FACT, ArcResult
-from mailwarden.core.auth import DKIM_FACT, DMARC_FACT, SPF_FACT, DkimResult, SpfResult
-from mailwarden.core.decisions import AddHeader, Outcome, StageResult
+from mailwarden.arc.result import ArcResult
+from mailwarden.authres.headers import split_outside
+from mailwarden.core.auth import DkimResult, DkimResults, SpfResult, SpfScope
+from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
+from mailwarden.core.facts import FactView
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import DmarcResult, Override
 
 FOLD_AT = 78
 
@@ -41,12 +41,12 @@ class AuthresAdd:
     def applies(self, tx: Transaction) -> bool:
         return self.outbound or tx.direction is Direction.INBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         value = header_value(self.authserv_id, outcome.facts, tx.envelope.sender, tx.connection.helo)
         return StageResult(edits=(AddHeader("Authentication-Results", value, index=0),))
 
 
-def header_value(authserv_id: str, facts: Mapping[str, Any], sender: str = "", helo: str = "") -> str:
+def header_value(authserv_id: str, facts: FactView, sender: str = "", helo: str = "") -> str:
     """The header value: leading space, folded with "\\n\\t" between results when long."""
     header = AuthenticationResultsHeader(None, authserv_id=authserv_id, results=clauses(facts, sender, helo))
     if not header.results:
@@ -64,7 +64,7 @@ def _wrap(clause: str) -> str:
     if len(clause) <= FOLD_AT - 8:
         return clause
     # Usually nothing is quoted or commented, and every space is a place to fold.
-    words = _words(clause) if '"' in clause or "(" in clause else clause.split(" ")
+    words = split_outside(clause, " ") if '"' in clause or "(" in clause else clause.split(" ")
     lines = [words[0]]
     for word in words[1:]:
         if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
@@ -74,53 +74,34 @@ def _wrap(clause: str) -> str:
     return "\n\t  ".join(lines)
 
 
-def _words(clause: str) -> list[str]:
-    """The clause split at spaces outside quoted strings and comments."""
-    words: list[str] = []
-    cur: list[str] = []
-    quoted, depth = False, 0
-    for ch in clause:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in "()":
-            depth += 1 if ch == "(" else -1
-        if ch == " " and not quoted and depth == 0:
-            words.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    words.append("".join(cur))
-    return words
-
-
-def clauses(facts: Mapping[str, Any], sender: str = "", helo: str = "") -> list[AuthenticationResult]:
+def clauses(facts: FactView, sender: str = "", helo: str = "") -> list[AuthenticationResult]:
     out: list[AuthenticationResult] = []
-    spf = facts.get(SPF_FACT)
-    if isinstance(spf, SpfResult):
+    spf = facts.get(SpfResult)
+    if spf is not None:
         out.append(spf_clause(spf, sender, helo))
-    for sig in facts.get(DKIM_FACT) or ():
-        if isinstance(sig, DkimResult):
-            out.append(dkim_clause(sig))
-    arc = facts.get(ARC_FACT)
-    if isinstance(arc, ArcResult) and arc.result != "none":  # only for mail that carries ARC headers
+    dkim = facts.get(DkimResults)
+    if dkim is not None:
+        out.extend(dkim_clause(sig) for sig in dkim.signatures)
+    arc = facts.get(ArcResult)
+    if arc is not None and arc.result != "none":  # only for mail that carries ARC headers
         out.append(arc_clause(arc))
-    dmarc = facts.get(DMARC_FACT)
-    if isinstance(dmarc, DmarcResult):
+    dmarc = facts.get(DmarcResult)
+    if dmarc is not None:
         out.append(dmarc_clause(dmarc))
     return out
 
 
 def spf_clause(spf: SpfResult, sender: str, helo: str) -> AuthenticationResult:
-    if spf.identity == "helo":
+    if spf.identity is SpfScope.HELO:
         helo_id = _printable(helo or spf.domain) or "unknown"
-        return SPFAuthenticationResult(result=spf.result, smtp_helo=helo_id)
+        return SPFAuthenticationResult(result=spf.result.value, smtp_helo=helo_id)
     mailfrom = _printable(sender or spf.domain) or "unknown"
-    return SPFAuthenticationResult(result=spf.result, smtp_mailfrom=mailfrom)
+    return SPFAuthenticationResult(result=spf.result.value, smtp_mailfrom=mailfrom)
 
 
 def dkim_clause(sig: DkimResult) -> AuthenticationResult:
     clause = DKIMAuthenticationResult(
-        result=sig.result or "permerror",
+        result=sig.result.value,
         reason=_printable(sig.reason, keep_space=True) or None,
         header_d=_printable(sig.domain) or None,
         header_s=_printable(sig.selector) or None,
@@ -133,14 +114,14 @@ def dkim_clause(sig: DkimResult) -> AuthenticationResult:
 
 def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
     comment = " ".join(
-        f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition)) if v
+        f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.value)) if v
     )
     clause = DMARCAuthenticationResult(
-        result=dmarc.result, result_comment=comment or None, header_from=dmarc.domain or None
+        result=dmarc.result.value, result_comment=comment or None, header_from=dmarc.domain or None
     )
     if dmarc.policy:
-        clause.policy = dmarc.policy
-    if dmarc.override == "arc":  # a trusted ARC chain overrode the policy (mailwarden.arc.override)
+        clause.policy = dmarc.policy.value
+    if dmarc.override is Override.ARC:  # a trusted sealer's chain overrode the policy
         clause.properties.append(AuthenticationResultProperty("policy", "override", "arc"))
     return clause
 

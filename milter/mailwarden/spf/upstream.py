@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.auth import SPF_FACT, SpfResult
-from mailwarden.core.decisions import EMPTY, Outcome, StageResult
-from mailwarden.core.model import Direction, Header, Transaction
+from mailwarden.authres.headers import authserv_id, received_spf, results
+from mailwarden.core.auth import SpfResult, SpfScope, SpfStatus
+from mailwarden.core.decisions import EMPTY, OutcomeView, StageResult
+from mailwarden.core.facts import Facts
+from mailwarden.core.model import Direction, Header, Transaction, strip_brackets
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.headers import authserv_id, received_spf, results
-from mailwarden.dmarc.spf_query import RESULTS
+from mailwarden.spf.query import RESULTS
 
 
 @dataclass(slots=True)
@@ -26,13 +27,11 @@ class SpfUpstream:
     def applies(self, tx: Transaction) -> bool:
         return bool(self.trusted) and tx.direction is Direction.INBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
         found = upstream_spf(tx.message.headers, self.trusted)
         if found is None:
             return EMPTY
-        auth = {"spf": {"result": found.result, "domain": found.domain, "identity": found.identity,
-                        "explanation": found.explanation}}
-        return StageResult(facts={SPF_FACT: found}, auth=auth,
+        return StageResult(facts=Facts(found),
                            notes=(f"spf={found.result} taken from {found.explanation}",))
 
 
@@ -47,9 +46,10 @@ def upstream_spf(headers: list[Header], trusted: frozenset[str]) -> SpfResult | 
                 if method == "spf" and result in RESULTS:
                     if "smtp.mailfrom" in props:
                         domain = props["smtp.mailfrom"].rpartition("@")[2].lower()
-                        return SpfResult(result, domain, "mailfrom", f"Authentication-Results of {aid}")
+                        return SpfResult(SpfStatus(result), domain, SpfScope.MAILFROM,
+                                         f"Authentication-Results of {aid}")
                     if "smtp.helo" in props:
-                        return SpfResult(result, props["smtp.helo"].lower(), "helo",
+                        return SpfResult(SpfStatus(result), props["smtp.helo"].lower(), SpfScope.HELO,
                                          f"Authentication-Results of {aid}")
         elif name == "received-spf":
             parsed = received_spf(h.value)
@@ -61,8 +61,9 @@ def upstream_spf(headers: list[Header], trusted: frozenset[str]) -> SpfResult | 
                 continue
             identity = keys.get("identity", "mailfrom").lower()
             if identity == "helo":
-                return SpfResult(result, keys.get("helo", "").lower(), "helo", f"Received-SPF of {receiver}")
-            sender = keys.get("envelope-from", "").strip("<>")
+                return SpfResult(SpfStatus(result), keys.get("helo", "").lower(), SpfScope.HELO,
+                                 f"Received-SPF of {receiver}")
+            sender = strip_brackets(keys.get("envelope-from", ""))
             domain = sender.rpartition("@")[2].lower()
-            return SpfResult(result, domain, "mailfrom", f"Received-SPF of {receiver}")
+            return SpfResult(SpfStatus(result), domain, SpfScope.MAILFROM, f"Received-SPF of {receiver}")
     return None

@@ -12,11 +12,11 @@ from typing import Any
 
 import spf
 
-from mailwarden.core.auth import SpfResult
+from mailwarden.core.auth import SpfResult, SpfScope, SpfStatus
 from mailwarden.core.ports import Resolver
 from mailwarden.errors import DnsTempError
 
-RESULTS = frozenset({"pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"})
+RESULTS = frozenset(s.value for s in SpfStatus)
 
 
 class ResolverQuery(spf.query):  # type: ignore[misc]
@@ -71,15 +71,15 @@ def check_spf(
     ip: str,
     sender: str,
     helo: str,
-    identity: str = "mailfrom",
+    identity: SpfScope = SpfScope.MAILFROM,
     lookup_time: float = 20.0,
 ) -> SpfResult:
     """The SPF result for `sender` (identity mailfrom) or for `helo` (identity helo)."""
-    if identity == "helo":
+    if identity is SpfScope.HELO:
         domain = helo.strip().rstrip(".").lower()
         sender = f"postmaster@{domain}"
         if not domain or _is_address_literal(helo):
-            return SpfResult("none", domain, "helo", "HELO is not a domain name")
+            return SpfResult(SpfStatus.NONE, domain, SpfScope.HELO, "HELO is not a domain name")
     else:
         domain = sender.rpartition("@")[2].strip().rstrip(".").lower() if "@" in sender else helo
     try:
@@ -91,9 +91,8 @@ def check_spf(
         # pyspf raises for an unusable client address or identity: nothing it can check.
         result, explanation = "permerror", f"SPF Permanent Error: {exc}"
     result = str(result).lower()
-    if result not in RESULTS:
-        result = "permerror"
-    return SpfResult(result, domain, identity, str(explanation))
+    status = SpfStatus(result) if result in RESULTS else SpfStatus.PERMERROR
+    return SpfResult(status, domain, identity, str(explanation))
 
 
 def _is_address_literal(helo: str) -> bool:

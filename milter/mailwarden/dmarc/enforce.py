@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailwarden.core.auth import DMARC_FACT
-from mailwarden.core.decisions import EMPTY, AddHeader, Outcome, StageResult, Verdict
+from mailwarden.core.decisions import EMPTY, AddHeader, OutcomeView, StageResult, Verdict
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import Disposition, DmarcResult
 
 FROM_TEXT = "not exactly one From address"
 
@@ -27,21 +26,21 @@ class DmarcEnforce:
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.INBOUND
 
-    def run(self, tx: Transaction, outcome: Outcome) -> StageResult:
-        result = outcome.facts.get(DMARC_FACT)
-        if not isinstance(result, DmarcResult):
+    def run(self, tx: Transaction, outcome: OutcomeView) -> StageResult:
+        result = outcome.facts.get(DmarcResult)
+        if result is None:
             return EMPTY
         domain = result.domain
         match result.disposition:
-            case "reject":
+            case Disposition.REJECT:
                 text = FROM_TEXT if not domain else self.reject_text.format(domain=domain)
                 return StageResult(verdict=Verdict.reject("550", "5.7.1", text))
-            case "quarantine":
+            case Disposition.QUARANTINE:
                 why = f"quarantined by DMARC policy for {domain}" if domain else f"quarantined: {FROM_TEXT}"
                 if self.hold:
                     return StageResult(verdict=Verdict.quarantine(why))
                 return StageResult(edits=(AddHeader(self.quarantine_header, " " + why),))
-            case "tempfail":
+            case Disposition.TEMPFAIL:
                 text = f"DMARC policy for {domain} unavailable, try again later"
                 return StageResult(verdict=Verdict.tempfail(text, code="451", dsn="4.7.5"))
         return EMPTY
