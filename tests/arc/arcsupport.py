@@ -8,13 +8,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from tests.support.builders import runtime as build_runtime_from
+from tests.support.builders import transaction
 
 import dkim
 from mailwarden.arc.result import ArcResult
 from mailwarden.arc.verify import ArcPolicy, ArcVerifier
-from mailwarden.bootstrap import Runtime, build_runtime
-from mailwarden.config import parse
-from mailwarden.core.model import Body, Connection, Direction, Envelope, Header, Message, Transaction
+from mailwarden.bootstrap import Runtime
+from mailwarden.core.model import Direction, Header, Transaction
 from mailwarden.core.wire import parse_message
 from mailwarden.dkim.keys import PrivateKey, load_private_key
 from mailwarden.dkim.sign import Signer, SigningKey
@@ -137,13 +138,9 @@ def our_hop(raw: bytes, domain: str, keyname: str = "rsa", results: str = FIRST_
 
 def make_tx(raw: bytes, ip: str = "198.51.100.7", mail_from: str = "<list-bounces@list.example.org>",
             rcpts: tuple[str, ...] = ("<bob@rcpt.example>",), direction: str = "inbound") -> Transaction:
-    parsed = parse_message(raw)
-    return Transaction(
-        Connection(ip, 25000, "unknown", "mx.list.example.org", {}),
-        Envelope(mail_from, (), rcpts, "QID1"),
-        Message(parsed.headers, Body.from_bytes(parsed.body), mta_header=Header("Received", " from x by us")),
-        Direction(direction),
-    )
+    """A message as the list host's client hands it to us."""
+    return transaction(raw, ip=ip, mail_from=mail_from, rcpts=rcpts, helo="mx.list.example.org",
+                       direction=Direction(direction))
 
 
 def runtime(extra: str = "", keydir: Path | None = None) -> Runtime:
@@ -154,13 +151,7 @@ def runtime(extra: str = "", keydir: Path | None = None) -> Runtime:
         for name in ("rsa", "ed"):
             text += (f'[dkim.keys.{name}]\ndomain = "list.example.org"\nselector = "{name}"\n'
                      f'key_file = "{KEYS / (name + ".key")}"\n')
-    return build_runtime(parse(text + extra), zones=[str(ZONE)], rules_dir=None)
-
-
-def delivered(tx: Transaction) -> bytes:
-    """The message as the next hop gets it, minus the MTA's own Received (never signed)."""
-    msg = tx.message
-    return b"".join(h.raw() + b"\r\n" for h in [*msg.above, *msg.headers]) + b"\r\n" + msg.body.read()
+    return build_runtime_from(text + extra, zones=[ZONE])
 
 
 def forced_hop(raw: bytes, key: SigningKey, cv: str) -> bytes:
