@@ -106,3 +106,17 @@ def test_instance_numbers_are_read_strictly() -> None:
     assert instance_of(Header("ARC-Seal", " i=1; i=2")) is None  # duplicate tag
     raw = b"ARC-Seal: i=one; cv=none\r\n" + our_hop(dkim_signed(), "forwarder.example")
     assert ours(raw).result == "fail"
+
+
+def test_the_ams_never_signs_arc_headers_or_authentication_results() -> None:
+    from arcsupport import NOW, parse_message
+
+    from mailwarden.arc.chain import collect, parse_arc_signature
+    from mailwarden.arc.seal import ArcSealer
+
+    raw = our_hop(dkim_signed(), "forwarder.example")
+    parsed = parse_message(raw)
+    names = ("From", "Subject", "ARC-Seal", "Authentication-Results", "ARC-Authentication-Results")
+    new = ArcSealer(names).seal(signing_key("rsa", "relay.example"), collect(parsed.headers), "pass",
+                                "mx.t.example; arc=pass", parsed.headers, lambda: iter([parsed.body]), NOW)
+    assert parse_arc_signature(new[1]).headers == ("from", "subject")

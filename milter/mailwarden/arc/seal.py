@@ -17,6 +17,9 @@ from mailwarden.dkim.canon import body_hashes, canon_header
 from mailwarden.dkim.sign import Signer, SigningKey, _fold, _signed_headers
 from mailwarden.dkim.verify import _enc
 
+_UNSIGNED = frozenset({"arc-seal", "arc-message-signature", "arc-authentication-results",
+                       "authentication-results"})
+
 
 def _b_value(value: str, signature: bytes) -> str:
     b = base64.b64encode(signature).decode("ascii")
@@ -32,7 +35,10 @@ class ArcSealer:
     def __post_init__(self) -> None:
         # The DKIM signer's h= rule (every present instance of each name), without oversigning:
         # an AMS only has to hold up to the next hop, which checks it before changing anything.
-        object.__setattr__(self, "_signer", Signer("relaxed/relaxed", self.headers))
+        # Never an ARC header (RFC 8617 forbids ARC-Seal) nor Authentication-Results, which
+        # the next hop removes or rewrites; [dkim] headers may name them, the AMS leaves them out.
+        names = tuple(h for h in self.headers if h.lower() not in _UNSIGNED)
+        object.__setattr__(self, "_signer", Signer("relaxed/relaxed", names))
 
     def seal(self, key: SigningKey, chain: Chain, cv: str, authres: str, headers: Sequence[Header],
              body: Callable[[], Iterable[bytes]], now: float) -> list[Header]:
