@@ -258,3 +258,13 @@ def test_the_override_is_a_local_policy_override_for_reports() -> None:
     assert result.override.report_type == "local_policy"
     assert result.reason == ("arc=pass, sealed by list.example.org, "
                              "first hop dkim=pass header.d=sender.example")
+
+
+def test_first_hop_results_that_cannot_be_parsed_show_no_pass() -> None:
+    from mailwarden.arc.override import first_hop_passes
+
+    same = lambda d: d  # noqa: E731
+    assert first_hop_passes("i=1; mx.example; dkim=pass header.d=sender.example", "sender.example", same)
+    for broken in ("i=1; mx.example; dkim=pass (unclosed header.d=sender.example", "i=1", "i=1; ;;; =",
+                   "i=1; mx.example; dkim=pass header.d=\"sender.example"):
+        assert first_hop_passes(broken, "sender.example", same) == "", broken

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import authres
+from authres.core import AuthResError
 
 from mailwarden.arc.result import ArcResult
 from mailwarden.core.decisions import EMPTY, OutcomeView, StageResult
@@ -32,7 +33,7 @@ def first_hop_passes(aar1: str, author: str, org_of: Callable[[str], str]) -> st
     _, _, rest = aar1.partition(";")  # drop i=1
     try:
         header = authres.parse_value(rest.strip())
-    except Exception:  # authres raises a family of its own errors on anything malformed
+    except AuthResError:  # anything malformed shows no pass
         return ""
     for res in header.results:
         if res.result.lower() != "pass":
