@@ -268,3 +268,9 @@ def test_first_hop_results_that_cannot_be_parsed_show_no_pass() -> None:
     for broken in ("i=1; mx.example; dkim=pass (unclosed header.d=sender.example", "i=1", "i=1; ;;; =",
                    "i=1; mx.example; dkim=pass header.d=\"sender.example"):
         assert first_hop_passes(broken, "sender.example", same) == "", broken
+
+
+def test_aggregate_reports_show_the_override_as_local_policy_arc() -> None:
+    from mailwarden.reports.aggregate import override_reason
+
+    assert override_reason("arc") == ("local_policy", "arc")

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mailwarden.adapters.envelope import derive
 from mailwarden.adapters.sources import Item, iter_items
@@ -26,6 +26,10 @@ from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction, bracket, strip_brackets
 from mailwarden.core.wire import parse_message, to_lf
+from mailwarden.reports.row import received_time
+
+if TYPE_CHECKING:
+    from mailwarden.reports.recorder import Recorder
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,11 @@ def run(
     write_dir: Path | None = None,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
+    recorder: Recorder | None = None,
 ) -> int:
-    """Process every message; 0 when all were read, 1 when some could not be."""
+    """Process every message; 0 when all were read, 1 when some could not be.
+
+    `recorder`: record each DMARC evaluation for reports, at the time the message was received."""
     report = Report()
     started = time.perf_counter()
     progress = err.isatty()
@@ -166,6 +173,8 @@ def run(
             print(_readable(item, tx, outcome), file=out)
         if write_dir is not None:
             _write(write_dir, item, seq, tx, crlf)
+        if recorder is not None:
+            recorder.record_outcome(tx, outcome, received_time(tx.message))
         tx.message.body.close()
         if progress:
             print(f"\r{report.processed} messages", end="", file=err, flush=True)
