@@ -54,18 +54,22 @@ SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
 
 
 def default_rules_dir() -> Path | None:
-    """rules/ beside milter/ in a checkout, else /etc/mailwarden/rules; None when neither exists."""
-    for candidate in (Path(__file__).resolve().parents[2] / "rules", SYSTEM_RULES_DIR):
-        if candidate.is_dir():
+    """rules/ of a checkout, else /etc/mailwarden/rules, else the packs the wheel carries."""
+    from mailwarden import packaged
+
+    for candidate in (packaged.in_checkout("rules"), SYSTEM_RULES_DIR, packaged.in_wheel("rules")):
+        if candidate is not None and candidate.is_dir():
             return candidate
     return None
 
 
 def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
+    from mailwarden.metrics import counted
+
     all_zones = (*config.dns.zones, *zones)
     if all_zones:
-        return StaticZone.from_files(all_zones)
-    return LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size)
+        return counted(StaticZone.from_files(all_zones))
+    return counted(LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size))
 
 
 def _spec(name: str, phase: Phase, build: Callable[[BuildEnv], Stage], enabled: Callable[[BuildEnv], bool],
