@@ -91,7 +91,7 @@ def test_syslog_target_sends_priority_facility_and_tag_to_the_socket(
 
 
 def test_journald_target_has_priority_prefixes_and_no_timestamp(signing: str) -> None:
-    proc = MailwardenProcess(config="[milter]\nworkers = 1\n" + signing)
+    proc = MailwardenProcess(config="[milter]\nworkers = 1\n[log]\ntarget = \"auto\"\n" + signing)
     try:
         proc.log_path.touch()
         st = proc.log_path.stat()  # the service's stderr, as systemd would name it
