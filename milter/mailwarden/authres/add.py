@@ -7,6 +7,7 @@ RFC 8601 section 5 wants it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from authres.core import (
@@ -18,13 +19,15 @@ from authres.core import (
 )
 from authres.dmarc import DMARCAuthenticationResult
 
+from mailwarden.arc.clause import arc_clause
+from mailwarden.arc.result import ArcResult
 from mailwarden.authres.headers import split_outside
 from mailwarden.core.auth import DkimResult, DkimResults, SpfResult, SpfScope
 from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
 from mailwarden.core.facts import FactView
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import DmarcResult, Override
 
 FOLD_AT = 78
 
@@ -80,6 +83,9 @@ def clauses(facts: FactView, sender: str = "", helo: str = "") -> list[Authentic
     dkim = facts.get(DkimResults)
     if dkim is not None:
         out.extend(dkim_clause(sig) for sig in dkim.signatures)
+    arc = facts.get(ArcResult)
+    if arc is not None and arc.result != "none":  # only for mail that carries ARC headers
+        out.append(arc_clause(arc))
     dmarc = facts.get(DmarcResult)
     if dmarc is not None:
         out.append(dmarc_clause(dmarc))
@@ -112,16 +118,26 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
         f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.value)) if v
     )
     clause = DMARCAuthenticationResult(
-        result=dmarc.result.value, result_comment=comment or None, header_from=dmarc.domain or None
+        result=dmarc.result.value, result_comment=comment or None,
+        header_from=_printable(dmarc.domain) or None,
     )
     if dmarc.policy:
         clause.policy = dmarc.policy.value
+    if dmarc.override is Override.ARC:  # a trusted sealer's chain overrode the policy
+        clause.properties.append(AuthenticationResultProperty("policy", "override", "arc"))
     return clause
 
 
 def _printable(text: str, keep_space: bool = False) -> str:
     # Values come from the client or the signer: keep the header printable ASCII, no line breaks.
-    if text.isascii() and text.isprintable() and (keep_space or " " not in text):
-        return text
-    low = 0x20 if keep_space else 0x21
-    return "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
+    if not (text.isascii() and text.isprintable() and (keep_space or " " not in text)):
+        low = 0x20 if keep_space else 0x21
+        text = "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
+    # authres writes any value with "@" unquoted (for addresses): quote one that needs it, or
+    # a quote or semicolon in it would end or add results for every reader of the header.
+    if "@" in text and not _ADDRESS.fullmatch(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+")
