@@ -70,15 +70,15 @@ def body_into(streamed: Streamed, body: Body) -> bool:
     crlf = streamed.parsed.crlf
     body.write(streamed.parsed.body)
     seen = streamed.head_size
-    pending = b""  # a CR at the end of a chunk, whose LF may start the next one
+    pending = b""  # the CRs at the end of a chunk
     tail = b""
     while chunk := streamed.rest.read(CHUNK):
         data = pending + chunk
         if seen < 4096 and not crlf:
             crlf = b"\r\n" in data[: 4096 - seen + len(pending)]
         seen += len(chunk)
-        pending = b"\r" if data.endswith(b"\r") else b""
-        data = data[: len(data) - len(pending)]
+        kept = data.rstrip(b"\r")  # CRs whose LF may start the next chunk (to_crlf drops them then)
+        data, pending = kept, data[len(kept):]
         if data:
             body.write(to_crlf(data))
             tail = data[-1:]
