@@ -1,0 +1,91 @@
+"""dry-run on several CPUs: `mailwarden dry-run --jobs N` against `--jobs 1`, same run.
+
+    .venv/bin/python bench/dryrun_bench.py [--messages 10000] [--rounds 3] [--jobs N]
+
+An mbox of `--messages` DKIM-signed 2 KB messages (dkim_bench.py's, each with its own
+Message-ID), verified against the static zone tests/data/dkim/test.zone, every other stage at its
+default; --json output to a file, compared between the two sides (equal, in order).
+Messages/s are over the whole command, start-up included; CPU is the command's (user + system,
+workers included), peak RSS the largest of its processes. Target (issue 15): N = the number of
+CPUs, >= 1.8x on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _milters import Measured, Round, Row
+from dkim_bench import DATA, message, signed
+
+from mailwarden.adapters.dryrun_jobs import default_jobs
+
+
+def corpus(path: Path, count: int) -> None:
+    raw = signed(message(2048))
+    with path.open("wb") as fh:
+        for i in range(count):
+            fh.write(b"From alice@example.com Sun Nov 22 03:00:00 2026\n")
+            fh.write(raw.replace(b"\r\n", b"\n").replace(b"From: Alice", b"From: Alice %d" % i, 1))
+            fh.write(b"\n")
+
+
+def dry_run(mbox: Path, jobs: int, out: Path, count: int) -> Round:
+    cmd = [str(Path(sys.executable).parent / "mailwarden"), "dry-run", "--json", "--jobs", str(jobs),
+           "--zone", str(DATA / "test.zone"), "--client-ip", "192.0.2.10", "--mail-from", "alice@example.com",
+           str(mbox)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with out.open("wb") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"dry-run --jobs {jobs} failed: {proc.stderr.decode()[-1500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Round(count / elapsed, math.nan, math.nan, cpu * 1000 / count)
+
+
+def rows(args: argparse.Namespace) -> list[Row]:
+    jobs = args.jobs or default_jobs()
+    with tempfile.TemporaryDirectory(prefix="dryrunbench") as t:
+        tmp = Path(t)
+        mbox = tmp / "corpus.mbox"
+        corpus(mbox, args.messages)
+        rounds: dict[int, list[Round]] = {jobs: [], 1: []}
+        for _ in range(args.rounds):
+            for n in rounds:
+                rounds[n].append(dry_run(mbox, n, tmp / f"out-{n}.json", args.messages))
+        if (tmp / f"out-{jobs}.json").read_bytes() != (tmp / "out-1.json").read_bytes():
+            raise SystemExit(f"dry-run --jobs {jobs} wrote other output than --jobs 1")
+        # ru_maxrss of the children: the largest single process seen so far.
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    row = Row(f"dry-run --jobs {jobs}, {args.messages:,} signed 2 KB messages, DKIM verify (static zone)",
+              [Measured(f"--jobs {jobs}", rounds[jobs], rss), Measured("--jobs 1", rounds[1], rss)],
+              "bench/dryrun_bench.py", min_ratio=1.8 if jobs == 2 else None,
+              note="peak RSS: the largest process of either side")
+    row.print()
+    return [row]
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=0, help="default: the number of CPUs")
+    return ap
+
+
+def main() -> int:
+    rows(parser().parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
