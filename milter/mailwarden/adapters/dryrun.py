@@ -12,6 +12,7 @@ is a trusted network by default, and archived mail of unknown origin is read as 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mailwarden.adapters.dryrun_jobs import ordered_map
 from mailwarden.adapters.envelope import derive
 from mailwarden.adapters.sources import Item, iter_items
 from mailwarden.bootstrap import Runtime
@@ -132,6 +134,34 @@ def _write(out_dir: Path, item: Item, seq: int, tx: Transaction, crlf: bool) -> 
     return target
 
 
+@dataclass(frozen=True)
+class Processed:
+    """One message's report: its lines for stdout and its verdict, or its line for stderr."""
+
+    text: str = ""
+    action: str = ""
+    error: str = ""
+
+
+def process(runtime: Runtime, flags: EnvelopeFlags, as_json: bool, write_dir: Path | None,
+            numbered: tuple[int, Item]) -> Processed:
+    seq, item = numbered
+    if item.data is None:
+        return Processed(error=f"mailwarden: {item.source}: cannot read: {item.error}")
+    try:
+        tx, outcome, crlf = run_one(runtime, item.data, flags)
+    except Exception as exc:  # one bad message must not stop the run
+        return Processed(error=f"mailwarden: {item.source}: cannot process: {exc}")
+    if as_json:
+        text = json.dumps(report_json(item, tx, outcome), ensure_ascii=False)
+    else:
+        text = _readable(item, tx, outcome)
+    if write_dir is not None:
+        _write(write_dir, item, seq, tx, crlf)
+    tx.message.body.close()
+    return Processed(text, outcome.verdict.action.value)
+
+
 def run(
     runtime: Runtime,
     paths: list[str],
@@ -140,33 +170,23 @@ def run(
     write_dir: Path | None = None,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
+    jobs: int = 1,
 ) -> int:
-    """Process every message; 0 when all were read, 1 when some could not be."""
+    """Process every message, in `jobs` processes; 0 when all were read, 1 when some could not be."""
     report = Report()
     started = time.perf_counter()
     progress = err.isatty()
     if write_dir is not None:
         write_dir.mkdir(parents=True, exist_ok=True)
-    for seq, item in enumerate(iter_items(paths)):
-        if item.data is None:
+    work = functools.partial(process, runtime, flags, as_json, write_dir)
+    for done in ordered_map(work, enumerate(iter_items(paths)), jobs):
+        if done.error:
             report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot read: {item.error}", file=err)
-            continue
-        try:
-            tx, outcome, crlf = run_one(runtime, item.data, flags)
-        except Exception as exc:  # one bad message must not stop the run
-            report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot process: {exc}", file=err)
+            print(done.error, file=err)
             continue
         report.processed += 1
-        report.counts[outcome.verdict.action.value] += 1
-        if as_json:
-            print(json.dumps(report_json(item, tx, outcome), ensure_ascii=False), file=out)
-        else:
-            print(_readable(item, tx, outcome), file=out)
-        if write_dir is not None:
-            _write(write_dir, item, seq, tx, crlf)
-        tx.message.body.close()
+        report.counts[done.action] += 1
+        print(done.text, file=out)
         if progress:
             print(f"\r{report.processed} messages", end="", file=err, flush=True)
     elapsed = max(time.perf_counter() - started, 1e-9)
