@@ -151,9 +151,11 @@ class Matcher:
         self._match_index = {g: ids for g, ids in match_index.items() if ids}
         self.always = tuple(always)
         self.gram_keys = frozenset(self._match_index)
+        # Counted once: RuleSet.matcher asks for it on every header lookup.
+        self._size = sum(1 for r in self.rules if r.op is Op.MATCH)
 
     def __len__(self) -> int:
-        return sum(1 for r in self.rules if r.op is Op.MATCH)
+        return self._size
 
     def candidates(self, lowered: bytes) -> list[int]:
         keys = self.gram_keys
