@@ -27,6 +27,7 @@ unit: venv
 	$(BIN)/pytest -q tests --ignore=tests/e2e
 
 bench: deps-test venv
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run.py
 
 deps-run:
