@@ -54,7 +54,11 @@ def summarize(collapsed: Path, top: int) -> None:
                          and m["func"].rpartition(".")[2] in CALLBACKS), None)
         if callback is None and any(m and "Milter/__init__" in m["file"] for m in frames):
             callback = "pymilter's own (negotiate/connect/close shims)"
-        per_callback[callback or "outside the callbacks"] += n
+        elif callback is None and names:
+            callback = "the callback lambdas of adapters/pymilter.serve"
+        elif callback is None:
+            callback = "no Python frame: C code holding the GIL (pymilter's context and thread state)"
+        per_callback[callback] += n
         if names:
             own[names[-1]] += n
             for name in set(names):
