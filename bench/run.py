@@ -12,7 +12,9 @@ written by hand) verbatim.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
 import math
 import os
 import platform
@@ -21,12 +23,13 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import dkim_bench
 import dryrun_bench
 import inet_bench
 import pipeline_bench
-from _milters import Row
+from _milters import Measured, Round, Row
 
 HERE = Path(__file__).resolve().parent
 MODULES: dict[str, ModuleType] = {"dkim": dkim_bench, "pipeline": pipeline_bench, "dryrun": dryrun_bench,
@@ -75,13 +78,61 @@ def table(rows: list[Row]) -> list[str]:
     return out
 
 
+def render(meta: dict[str, Any], rows: list[Row]) -> str:
+    text = [
+        "# Benchmarks", "",
+        f"Written by `make bench` ({meta['invocation']}) on {meta['date']}, "
+        f"in {meta['minutes']:.0f} min.", "",
+        f"- Machine: {meta['machine']}.",
+        f"- Load average (1, 5, 15 min) before: {meta['load_before']}; after: {meta['load_after']}.",
+        "- Each row: mailwarden against its reference in the same run; a warm-up each, then "
+        f"{meta['rounds']} rounds taking the sides in turn, {meta['messages']} messages per round (dry-run: "
+        "its own count). Messages/s: best and median of the rounds; the ratio is best against best "
+        "(median against median in brackets). p50, p99 and CPU per message (the milters' whole "
+        "process trees, user + system, not the load generator's): medians of the rounds. Peak RSS: "
+        "the sum of the tree's processes' peaks over the rounds.",
+        "- Commands (run from the checkout; each also runs alone, `--help` for its rows):", "",
+        *(f"      {c}" for c in meta["commands"]), "",
+        *table(rows), "",
+        "Rows and how each is driven: the docstrings of the bench modules named above. The "
+        "measurements are in bench/results.json (`bench/run.py --render` rewrites this file from "
+        "them and bench/findings.md).", "",
+    ]
+    findings = HERE / "findings.md"
+    if findings.exists():
+        text += [findings.read_text()]
+    return "\n".join(text)
+
+
+def save(path: Path, meta: dict[str, Any], rows: list[Row]) -> None:
+    data = {"meta": meta, "rows": [dataclasses.asdict(r) for r in rows]}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def restore(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    data = json.loads(path.read_text())
+    rows = []
+    for r in data["rows"]:
+        sides = [Measured(m["label"], [Round(**x) for x in m["rounds"]], m["rss_mb"]) for m in r.pop("sides")]
+        rows.append(Row(sides=sides, **r))
+    return data["meta"], rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=1500, help="messages per measurement")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", nargs="+", choices=sorted(MODULES), default=list(MODULES))
     ap.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--render", action="store_true",
+                    help="measure nothing: rewrite the output from bench/results.json and bench/findings.md")
     args = ap.parse_args()
+    saved = args.output.with_name("results.json")
+    if args.render:
+        meta, kept = restore(saved)
+        args.output.write_text(render(meta, kept))
+        print(f"wrote {args.output}")
+        return 0
     started, load_before = time.monotonic(), load()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[Row] = []
@@ -95,28 +146,12 @@ def main() -> int:
             argv += ["--messages", str(args.messages)]
         rows += module.rows(module.parser().parse_args(argv))
         commands.append(shlex.join([".venv/bin/python", f"bench/{Path(module.__file__ or '').name}", *argv]))
-    text = [
-        "# Benchmarks", "",
-        f"Written by `make bench` ({shlex.join(['bench/run.py', *sys.argv[1:]])}) on {date}, in "
-        f"{(time.monotonic() - started) / 60:.0f} min.", "",
-        f"- Machine: {machine()}.",
-        f"- Load average (1, 5, 15 min) before: {load_before}; after: {load()}.",
-        "- Each row: mailwarden against its reference in the same run; a warm-up each, then "
-        f"{args.rounds} rounds taking the sides in turn, {args.messages} messages per round. Messages/s: "
-        "best and median of the rounds; the ratio is best against best (median against median in "
-        "brackets). p50, p99 and CPU per message (the milters' whole process trees, user + system, "
-        "not the load generator's): medians of the rounds. Peak RSS: the sum of the tree's "
-        "processes' peaks over the rounds.",
-        "- Commands (run from the checkout; each also runs alone, `--help` for its rows):", "",
-        *(f"      {c}" for c in commands), "",
-        *table(rows), "",
-        "Rows and how each is driven: the docstrings of the bench modules named above.", "",
-    ]
-    findings = HERE / "findings.md"
-    if findings.exists():
-        text += [findings.read_text()]
-    args.output.write_text("\n".join(text))
-    print(f"wrote {args.output}")
+    meta = {"invocation": shlex.join(["bench/run.py", *sys.argv[1:]]), "date": date,
+            "minutes": (time.monotonic() - started) / 60, "machine": machine(), "load_before": load_before,
+            "load_after": load(), "rounds": args.rounds, "messages": args.messages, "commands": commands}
+    save(saved, meta, rows)
+    args.output.write_text(render(meta, rows))
+    print(f"wrote {args.output} and {saved}")
     return 0  # a target missed is reported in the table, not an error
 
 
