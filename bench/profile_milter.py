@@ -1,7 +1,7 @@
 """Where mailwarden's time goes per message: py-spy (GIL view) on `mailwarden serve` under load.
 
     .venv/bin/python bench/profile_milter.py [--messages 3000] [--concurrency 4] [--config inbound|bare]
-                                             [--reused] [--top 25]
+                                             [--reused] [--top 25] [--connection-cost]
 
 The inbound configuration of pipeline_bench.py (defaults, a 1,000-rule header_checks pack, DNS
 from a loopback server) or every stage off (bare), one worker, a new connection per message
@@ -24,9 +24,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _milters import Side, run_load
+from _milters import Side, interleaved, run_load
 from dkim_bench import DATA, mailwarden, private_key
-from pipeline_bench import INBOUND, ZONE, CachedDns, config, inbound_message
+from pipeline_bench import INBOUND, ZONE, CachedDns, config, inbound_message, reading_milter
 from rules_bench import make_table
 
 from mailwarden.resolver.static import StaticZone
@@ -75,6 +75,31 @@ def summarize(collapsed: Path, top: int) -> None:
         print(f"  {100 * n / total:5.1f}%  {name}")
 
 
+def connection_cost(tmp: Path, nameserver: str, key: Path, messages: int, eml: Path) -> None:
+    """CPU per message with a connection per message and with reused ones, for the reading
+    milter and mailwarden with every stage off, one and two workers: the difference is what a
+    connection costs (libmilter's thread, pymilter's context, our objects, balancing)."""
+    bare = config(key, nameserver, None, stages=False)
+    milters = [reading_milter(tmp, 1),
+               mailwarden(tmp, bare.replace("[milter]\n", "[milter]\nworkers = 1\n", 1), "bare1"),
+               mailwarden(tmp, bare.replace("[milter]\n", "[milter]\nworkers = 2\n", 1), "bare2")]
+    labels = ["reading pymilter milter, 1 process", "mailwarden, stages off, 1 worker",
+              "mailwarden, stages off, 2 workers (balancing)"]
+    try:
+        base = [a for a in INBOUND if a != "--per-message-connections"]
+        new = [*base, "--per-message-connections"]
+        sides = [Side(f"{label}: {mode}", [m], new if mode == "new" else base)
+                 for label, m in zip(labels, milters, strict=True) for mode in ("new", "reused")]
+        measured = interleaved(sides, messages, 4, 3, ["--eml", str(eml)])
+        for i, label in enumerate(labels):
+            new, reused = measured[2 * i].mid("cpu_ms"), measured[2 * i + 1].mid("cpu_ms")
+            print(f"{label}: {new * 1000:.0f} us/msg with a connection each, {reused * 1000:.0f} reused: "
+                  f"{(new - reused) * 1000:.0f} us per connection")
+    finally:
+        for m in milters:
+            m.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=3000)
@@ -83,6 +108,8 @@ def main() -> int:
     ap.add_argument("--reused", action="store_true", help="reuse connections (default: one per message)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--output", type=Path, help="keep py-spy's collapsed stacks here")
+    ap.add_argument("--connection-cost", action="store_true",
+                    help="no profile: CPU per connection of the reading milter and of mailwarden")
     args = ap.parse_args()
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():
@@ -99,6 +126,10 @@ def main() -> int:
         (tmp / "ed.key").chmod(0o600)
         eml = tmp / "in.eml"
         eml.write_bytes(inbound_message(4096))
+        if args.connection_cost:
+            connection_cost(tmp, dns.address, key, args.messages, eml)
+            dns.close()
+            return 0
         text = config(key, dns.address, pack, stages=args.config == "inbound")
         text = text.replace("[milter]\n", "[milter]\nworkers = 1\n", 1)
         mw = mailwarden(tmp, text)
