@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/dryrun_bench.py [--messages 10000] [--rounds 3] [--jobs N]
 
-An mbox of `--messages` DKIM-signed 2 KB messages (dkim_bench.py's, each with its own
-Message-ID), verified against the static zone tests/data/dkim/test.zone, every other stage at its
-default; --json output to a file, compared between the two sides (equal, in order).
+A Maildir of `--messages` DKIM-signed 2 KB messages (dkim_bench.py's, each with an unsigned
+X-Seq header of its own), verified against the static zone tests/data/dkim/test.zone, every
+other stage at its default; --json output to a file, compared between the two sides (equal, in
+order).
 Messages/s are over the whole command, start-up included; CPU is the command's (user + system,
 workers included), peak RSS the largest of its processes. Target (issue 15): N = the number of
 CPUs, >= 1.8x on 2 cores.
@@ -28,12 +29,13 @@ from mailwarden.adapters.dryrun_jobs import default_jobs
 
 
 def corpus(path: Path, count: int) -> None:
-    raw = signed(message(2048))
-    with path.open("wb") as fh:
-        for i in range(count):
-            fh.write(b"From alice@example.com Sun Nov 22 03:00:00 2026\n")
-            fh.write(raw.replace(b"\r\n", b"\n").replace(b"From: Alice", b"From: Alice %d" % i, 1))
-            fh.write(b"\n")
+    """A Maildir of `count` messages (an mbox works too, but its parsing is serial work in the
+    process that hands the messages out: about 35 us a message here, against 15 for files)."""
+    raw = signed(message(2048)).replace(b"\r\n", b"\n")
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir(parents=True)
+    for i in range(count):
+        (path / "new" / f"{i:06d}.bench").write_bytes(b"X-Seq: %d\n" % i + raw)  # not signed
 
 
 def dry_run(mbox: Path, jobs: int, out: Path, count: int) -> Round:
@@ -56,7 +58,7 @@ def rows(args: argparse.Namespace) -> list[Row]:
     jobs = args.jobs or default_jobs()
     with tempfile.TemporaryDirectory(prefix="dryrunbench") as t:
         tmp = Path(t)
-        mbox = tmp / "corpus.mbox"
+        mbox = tmp / "Maildir"
         corpus(mbox, args.messages)
         rounds: dict[int, list[Round]] = {jobs: [], 1: []}
         for _ in range(args.rounds):
