@@ -78,6 +78,14 @@ def table(rows: list[Row]) -> list[str]:
     return out
 
 
+def summary(rows: list[Row]) -> list[str]:
+    judged = [r for r in rows if r.verdict()]
+    missed = [r for r in judged if r.verdict() != "met"]
+    out = [f"Targets: {len(judged) - len(missed)} of {len(judged)} rows met."]
+    out += [f"- Not met: {r.name} ({r.verdict().removeprefix('NOT met: ')})." for r in missed]
+    return out
+
+
 def render(meta: dict[str, Any], rows: list[Row]) -> str:
     text = [
         "# Benchmarks", "",
@@ -94,6 +102,7 @@ def render(meta: dict[str, Any], rows: list[Row]) -> str:
         "- Commands (run from the checkout; each also runs alone, `--help` for its rows):", "",
         *(f"      {c}" for c in meta["commands"]), "",
         *table(rows), "",
+        *summary(rows), "",
         "Rows and how each is driven: the docstrings of the bench modules named above. The "
         "measurements are in bench/results.json (`bench/run.py --render` rewrites this file from "
         "them and bench/findings.md).", "",
