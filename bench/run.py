@@ -83,6 +83,7 @@ def summary(rows: list[Row]) -> list[str]:
     missed = [r for r in judged if r.verdict() != "met"]
     out = [f"Targets: {len(judged) - len(missed)} of {len(judged)} rows met."]
     out += [f"- Not met: {r.name} ({r.verdict().removeprefix('NOT met: ')})." for r in missed]
+    out += ["", "Notes:"] + [f"- {r.name}: {r.note}." for r in rows if r.note]
     return out
 
 
