@@ -9,6 +9,7 @@ memory ahead of what has been written.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -44,23 +45,29 @@ def ordered_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterat
         return
     global _work
     _work = func
+    # Leave the runtime's objects out of the workers' garbage collections: scanning them would
+    # copy every page they sit on into each worker, and cost time for nothing.
+    gc.freeze()
     source = iter(items)
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        pending: deque[Any] = deque()
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            pending: deque[Any] = deque()
 
-        def submit() -> bool:
-            batch = list(islice(source, BATCH))
-            if batch:
-                pending.append(pool.apply_async(_run_batch, (batch,)))
-            return bool(batch)
+            def submit() -> bool:
+                batch = list(islice(source, BATCH))
+                if batch:
+                    pending.append(pool.apply_async(_run_batch, (batch,)))
+                return bool(batch)
 
-        while len(pending) < jobs * AHEAD and submit():
-            pass
-        while pending:
-            results = pending.popleft().get()
-            submit()
-            yield from results
-    _work = None
+            while len(pending) < jobs * AHEAD and submit():
+                pass
+            while pending:
+                results = pending.popleft().get()
+                submit()
+                yield from results
+    finally:
+        _work = None
+        gc.unfreeze()
 
 
 def _run_batch(batch: list[Any]) -> list[Any]:
