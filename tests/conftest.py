@@ -1,5 +1,8 @@
 """Shared fixtures: `mailwarden serve` subprocesses, milter-protocol clients, a private Postfix.
 
+Markers: ``postfix`` (added by itself to every test that uses a Postfix fixture) and ``root``
+(needs root: other users, setpriv, chown). ``make unit`` runs the rest, as any user.
+
 Fixtures (import helpers from ``tests.support.milterclient`` / ``tests.support.postfix``):
 
 - ``mailwarden_factory`` (function): ``start(config=None, *, zone_text="", zones=(),
@@ -41,6 +44,16 @@ if str(REPO) not in sys.path:
 
 from tests.support.milterclient import MilterClient  # noqa: E402
 from tests.support.postfix import MailwardenProcess, PostfixInstance, postfix_available  # noqa: E402
+
+POSTFIX_FIXTURES = {"postfix_instance", "postfix_factory"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a real Postfix is marked `postfix`, whether or not its module says so:
+    `make unit` (-m "not postfix and not root") then leaves it out."""
+    for item in items:
+        if POSTFIX_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postfix)
 
 
 @pytest.fixture

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the milter")
     _add_common(serve)
     serve.add_argument("--socket", help="libmilter socket: unix:/path or inet:port@host (overrides config)")
+    serve.add_argument("--user", metavar="USER[:GROUP]",
+                       help="run the workers as this user (overrides [milter] user and group)")
     serve.set_defaults(func=cmd_serve)
 
     dry = sub.add_parser(
@@ -90,16 +92,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load(args.config)
     logsetup.setup(config.milter.log_level)
-    from mailwarden.adapters.pymilter import RuntimeHolder, serve
+    from mailwarden.adapters.process.serve import SocketError, serve
+    from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
+    from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
-    runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
     socket_spec = args.socket or config.milter.socket
-    LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
-             " ".join(s.name for s in runtime.pipeline.stages))
-    serve(RuntimeHolder(runtime), socket_spec)
-    return 0
+    try:
+        refuse_if_served(socket_spec)  # before the rule packs and keys: a clash shows at once
+        runtime = build_runtime(config, zones=args.zone, rules_dir=rules_dir)
+        LOG.info("starting: config %s, %d stages: %s", config.source, len(runtime.pipeline.stages),
+                 " ".join(s.name for s in runtime.pipeline.stages))
+        # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
+        user, group = args.user.partition(":")[::2] if args.user else (None, None)
+        return serve(RuntimeHolder(runtime), socket_spec,
+                     lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir),
+                     user=user, group=group)
+    except (SocketInUse, SocketError) as exc:
+        print(f"mailwarden: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_dry_run(args: argparse.Namespace) -> int:

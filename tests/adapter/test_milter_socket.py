@@ -273,6 +273,7 @@ def test_queue_id_appears_in_the_log(client: MilterClient, served: MailwardenPro
     assert re.search(rf"{qid}\b.*554 5\.4\.0", served.log()), served.log()[-2000:]
 
 
+@pytest.mark.root  # chown to a group it is not in
 @pytest.mark.parametrize(("mode", "group"), [("0640", "root"), ("0660", "postfix")])
 def test_socket_mode_and_group_come_from_the_config(
     mailwarden_factory: Callable[..., MailwardenProcess], mode: str, group: str

@@ -123,8 +123,8 @@ def test_client_apply_mods_matches_postfix(
 @pytest.fixture(scope="module")
 def failing_milter(postfix_instance: PostfixInstance) -> Iterator[MailwardenProcess]:
     """mailwarden with one extra stage that raises on Subject 'explode', on the alt listener."""
-    if not FAILING_SERVE.exists():
-        pytest.skip("tests/support/failing_serve.py (a stage that raises) is missing")
+    # Missing, it must fail rather than skip: the failure tests below would prove nothing.
+    assert FAILING_SERVE.exists(), f"{FAILING_SERVE} (a stage that raises) is missing"
     proc = MailwardenProcess(socket_path=postfix_instance.alt_milter_path, script=FAILING_SERVE)
     yield proc
     proc.close()

@@ -2,6 +2,7 @@
 
 The adapter, libmilter and Postfix are the real ones; only the stage is made to fail, because
 no shipped stage fails on purpose. Usage: python failing_serve.py --socket unix:PATH [--config F]
+[--user U]
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from mailwarden import logsetup
-from mailwarden.adapters.pymilter import RuntimeHolder, serve
+from mailwarden.adapters.process.serve import serve
+from mailwarden.adapters.pymilter import RuntimeHolder
 from mailwarden.bootstrap import build_runtime
 from mailwarden.config import load
 from mailwarden.core.decisions import Outcome, StageResult
@@ -38,13 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
     parser.add_argument("--config")
+    parser.add_argument("--user", help="as serve's --user (USER, no group)")
     args = parser.parse_args()
     config = load(args.config)
     logsetup.setup("info")
     runtime = build_runtime(config)
     pipeline = Pipeline([*runtime.pipeline.stages, Explodes()], on_error=runtime.pipeline.on_error)
     runtime = dataclasses.replace(runtime, pipeline=pipeline)
-    serve(RuntimeHolder(runtime), args.socket)
+    serve(RuntimeHolder(runtime), args.socket, user=args.user)
 
 
 if __name__ == "__main__":

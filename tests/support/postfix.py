@@ -25,7 +25,8 @@ accepted or refused at end of data), ``wait_delivery(rcpt=None, timeout=10)``,
 ``with inst.settings(**main_cf): ...`` (temporary change, restored afterwards).
 
 ``MailwardenProcess(socket_path, config=TOML_TEXT, zone_text=...)`` runs
-``python -m mailwarden serve --socket unix:PATH --config FILE --zone FILE`` (always with a zone
+``python -m mailwarden serve --socket unix:PATH --config FILE --zone FILE`` (with ``--user root``
+when the tests run as root, unless ``user=`` says otherwise (None: the config decides); always with a zone
 file, empty by default, so no test ever uses live DNS; with ``script=PATH`` it runs
 ``python PATH --socket ... --config ...`` instead, e.g. tests/support/failing_serve.py, and puts
 the zone into the config's [dns] section), waits until the socket answers an OPTNEG,
@@ -657,8 +658,9 @@ class MailwardenProcess:
     def __init__(self, socket_path: str | os.PathLike[str] | None = None, config: str | None = None,
                  zone_text: str = "", zones: Iterable[str | os.PathLike[str]] = (),
                  args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 script: str | os.PathLike[str] | None = None) -> None:
+                 script: str | os.PathLike[str] | None = None, user: str | None = "root") -> None:
         self.script = script
+        self.user = user
         self.workdir = Path(tempfile.mkdtemp(prefix="mw-serve-"))
         self.workdir.chmod(0o755)          # Postfix (user postfix) must reach a socket in here
         # Unix socket paths are limited to 107 bytes: the default lives in the short workdir.
@@ -681,12 +683,15 @@ class MailwardenProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
+        # Tests run as root: the workers stay root (they read the tests' temporary files) unless
+        # the test names a user (tests/adapter/test_privileges.py).
+        user = ["--user", self.user] if self.user and os.geteuid() == 0 and "--user" not in self.args else []
         if self.script is not None:
-            cmd = [sys.executable, str(self.script), "--socket", self.spec]
+            cmd = [sys.executable, str(self.script), "--socket", self.spec, *user]
             if self.config_path is not None:
                 cmd += ["--config", str(self.config_path)]
             return cmd + self.args
-        cmd = [sys.executable, "-m", "mailwarden", "serve", "--socket", self.spec]
+        cmd = [sys.executable, "-m", "mailwarden", "serve", "--socket", self.spec, *user]
         if self.config_path is not None:
             cmd += ["--config", str(self.config_path)]
         for z in self.zones:
@@ -724,21 +729,9 @@ class MailwardenProcess:
             return None
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while p.poll() is None and time.monotonic() < deadline:
-                # libmilter notices the stop only when its listener's poll() returns, which an idle
-                # listener does every ~5 s; a connection wakes it, so the test run does not wait.
-                try:
-                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                        s.settimeout(0.5)
-                        s.connect(str(self.socket_path))
-                except OSError:
-                    pass
-                try:
-                    p.wait(0.2)
-                except subprocess.TimeoutExpired:
-                    pass
-            if p.poll() is None:
+            try:
+                p.wait(grace)
+            except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
         return p.returncode

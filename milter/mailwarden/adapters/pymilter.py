@@ -1,26 +1,20 @@
 """The pymilter adapter: libmilter callbacks in, the core's outcome out.
 
-The only module that imports Milter. libmilter runs one OS thread per SMTP connection and pymilter
-builds one object of this class per connection, reused for every message on it; per-message state
-is therefore reset at MAIL FROM. Nothing here decides policy: it builds a Transaction, runs the
-pipeline phase by phase, and replays the Outcome's edits in order.
+The only module that imports Milter; the processes that run it (socket, workers, signals) are in
+process/. libmilter runs one OS thread per SMTP connection and pymilter builds one object of this
+class per connection, reused for every message on it; per-message state is therefore reset at
+MAIL FROM. Nothing here decides policy: it builds a Transaction, runs the pipeline phase by
+phase, and replays the Outcome's edits in order.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import grp
 import logging
-import os
-import signal
-import socket
-import stat
-import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 try:
     import Milter
@@ -30,9 +24,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         f"{exc}"
     ) from exc
 
-from mailwarden.adapters.balance import Balance
 from mailwarden.adapters.summary import summary_line
-from mailwarden.adapters.workers import pin_to_cpu, supervise, worker_count
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
     Action,
@@ -49,9 +41,10 @@ from mailwarden.core.decisions import (
 from mailwarden.core.model import Body, Connection, Envelope, Header, Message, Transaction, bracket
 from mailwarden.core.pipeline import Phase
 
-# pymilter's C extension is called `milter`; reach it through Milter so that nothing here can pick
-# up the `milter/` source folder (a namespace package) by mistake.
-_milter_ext: Any = Milter.milter
+# pymilter's C extension is called `milter`; reach it through Milter so that nothing can pick up
+# the `milter/` source folder (a namespace package) by mistake. The process code (process/) runs
+# libmilter through this: setconn, opensocket, main.
+LIBMILTER: Any = Milter.milter
 
 LOG = logging.getLogger("mailwarden.milter")
 
@@ -85,10 +78,15 @@ _RESULT: dict[Action, int] = {
     Action.QUARANTINE: ACCEPT,
 }
 
-# Sent by a worker to its own listener thread (balance.py); does nothing else.
-_INTERRUPT = signal.SIGUSR2
-
 INTERNAL_ERROR = Verdict.tempfail("temporary failure in mail filter", dsn="4.3.0")
+
+
+class Connections(Protocol):
+    """Told when a connection opens and closes (the worker's tally and balance, process/)."""
+
+    def opened(self) -> None: ...
+
+    def closed(self) -> None: ...
 
 
 class RuntimeHolder:
@@ -136,11 +134,11 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     there is remembered and the message is temp-failed at the next step that does reply.
     """
 
-    def __init__(self, holder: RuntimeHolder, balance: Balance | None = None) -> None:
+    def __init__(self, holder: RuntimeHolder, connections: Connections | None = None) -> None:
         # pymilter builds this object at the connection's first step and always calls close().
-        self._balance = balance
-        if balance is not None:
-            balance.opened()
+        self._connections = connections
+        if connections is not None:
+            connections.opened()
         self._runtime: Runtime = holder.current
         self._client_ip = ""
         self._client_port = 0
@@ -294,9 +292,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
 
     @_guarded
     def close(self) -> int:
-        balance, self._balance = self._balance, None
-        if balance is not None:
-            balance.closed()
+        connections, self._connections = self._connections, None
+        if connections is not None:
+            connections.closed()
         self._reset()
         return CONTINUE
 
@@ -382,214 +380,35 @@ def _failure(step: str) -> str:
     return f"error in {step} (message temp-failed at the next reply):\n{traceback.format_exc()}"
 
 
-def _socket_hooks(spec: str, mode: int, group: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(fix, cleanup): set the socket's mode and group once created; remove it at the end."""
-    path = _unix_path(spec)
-    if path is None:
-        return (lambda: None), (lambda: None)
-    gid = -1
-    if group:
-        try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
-            LOG.warning("socket group %r does not exist; leaving the socket's group as is", group)
-
-    def fix() -> None:
-        try:
-            os.chmod(path, mode)
-            if gid >= 0:
-                os.chown(path, -1, gid)
-        except OSError as exc:
-            LOG.error("cannot set permissions on %s: %s", path, exc)
-
-    def cleanup() -> None:
-        try:
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)
-        except OSError:
-            pass
-
-    return fix, cleanup
+# How libmilter reaches each callback: straight to our methods, since pymilter's own shims add
+# several Python frames per header. install() registers these; tests/support/fakemilter.py calls
+# them in-process the way libmilter does.
+CALLBACKS: dict[str, Callable[..., int]] = {
+    "connect": Milter.connect_callback,  # builds the per-connection object if negotiate did not
+    "helo": lambda ctx, host: ctx.getpriv().hello(host),
+    "envfrom": lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)),
+    "envrcpt": lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)),
+    "header": lambda ctx, f, v: ctx.getpriv().header(f, v),
+    "eoh": lambda ctx: ctx.getpriv().eoh(),
+    "body": lambda ctx, chunk: ctx.getpriv().body(chunk),
+    "eom": lambda ctx: ctx.getpriv().eom(),
+    "abort": lambda ctx: ctx.getpriv().abort(),
+    "close": Milter.close_callback,
+}
+negotiate_callback: Callable[..., int] = Milter.negotiate_callback
 
 
-def _unix_path(spec: str) -> str | None:
-    for prefix in ("unix:", "local:"):
-        if spec.startswith(prefix):
-            return spec[len(prefix):]
-    return spec if spec.startswith("/") else None
-
-
-def serve(holder: RuntimeHolder, socket_spec: str) -> None:
-    """Run libmilter in `[milter] workers` processes until SIGTERM/SIGINT/SIGHUP, then remove the
-    socket file."""
-    config = holder.current.config.milter
-    path = _unix_path(socket_spec)
-    if path is not None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    _milter_ext.set_exception_policy(_milter_ext.TEMPFAIL)
-    _milter_ext.set_connect_callback(Milter.connect_callback)
-    # Straight to our methods: pymilter's own shims add several Python frames per header.
-    _milter_ext.set_helo_callback(lambda ctx, host: ctx.getpriv().hello(host))
-    _milter_ext.set_envfrom_callback(lambda ctx, *b: ctx.getpriv().envfrom(*_decode(b)))
-    _milter_ext.set_envrcpt_callback(lambda ctx, *b: ctx.getpriv().envrcpt(*_decode(b)))
-    _milter_ext.set_header_callback(lambda ctx, f, v: ctx.getpriv().header(f, v))
-    _milter_ext.set_eoh_callback(lambda ctx: ctx.getpriv().eoh())
-    _milter_ext.set_body_callback(lambda ctx, chunk: ctx.getpriv().body(chunk))
-    _milter_ext.set_eom_callback(lambda ctx: ctx.getpriv().eom())
-    _milter_ext.set_abort_callback(lambda ctx: ctx.getpriv().abort())
-    _milter_ext.set_close_callback(Milter.close_callback)
-    _milter_ext.setconn(socket_spec)
-    _milter_ext.settimeout(config.timeout)
-    _milter_ext.register(
+def install(holder: RuntimeHolder, connections: Connections | None = None) -> None:
+    """Point libmilter's callbacks at MailwardenMilter; the process code (process/) then opens
+    the socket and runs libmilter through LIBMILTER."""
+    LIBMILTER.set_exception_policy(LIBMILTER.TEMPFAIL)
+    for step, callback in CALLBACKS.items():
+        getattr(LIBMILTER, f"set_{step}_callback")(callback)
+    LIBMILTER.register(
         "mailwarden",
         data=lambda ctx: ctx.getpriv().data(),
         unknown=lambda ctx, cmd: ctx.getpriv().unknown(cmd),
-        negotiate=Milter.negotiate_callback,
+        negotiate=negotiate_callback,
     )
-    fix, cleanup = _socket_hooks(socket_spec, int(config.socket_mode, 8), config.socket_group)
-    # Create the socket before smfi_main so its permissions are right before Postfix connects.
-    old_umask = os.umask(0o177)
-    before = _socket_fds()
-    try:
-        _milter_ext.opensocket(True)
-    finally:
-        os.umask(old_umask)
-    fix()
-    _no_delay(before)
-    count = worker_count(config.workers)
-    balance = _balance(count, before)
     # The one piece of global state pymilter needs: how to build a per-connection object.
-    Milter.factory = lambda: MailwardenMilter(holder, balance)
-    LOG.info("listening on %s", socket_spec)
-    try:
-        supervise(
-            count,
-            lambda slot: _serve_worker(socket_spec, balance, slot, pin=config.pin_workers and count > 1),
-            lambda: _wake(socket_spec),
-            *([balance.vacate] if balance is not None else []),
-        )
-    finally:
-        cleanup()
-        LOG.info("stopped")
-
-
-def _socket_fds() -> set[int] | None:
-    """The open socket descriptors (None without /proc)."""
-    try:
-        listed = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        return None
-    return {fd for fd in listed if _is_socket(fd)}
-
-
-def _no_delay(before: set[int] | None) -> None:
-    """Turn Nagle off on an inet listening socket; Linux hands TCP_NODELAY on to every socket
-    accepted from it, and libmilter (which accepts in C) sets nothing itself.
-
-    libmilter writes each packet of a reply separately: at end of message the header edits, then
-    the verdict. With Nagle the verdict waits for the MTA to ACK the edit, and Postfix delays
-    that ACK by up to 40 ms: measured, 7 against 32 messages/s over a unix socket.
-    """
-    for fd in (_socket_fds() or set()) - (before or set()):
-        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _balance(count: int, before: set[int] | None) -> Balance | None:
-    """Even out the workers' connections (see balance.py), given libmilter's listening socket:
-    the one socket descriptor that opensocket() added."""
-    if count < 2 or before is None:
-        return None
-    added = list((_socket_fds() or set()) - before)
-    if len(added) != 1:
-        LOG.warning("cannot find libmilter's listening socket; connections are not balanced")
-        return None
-    return Balance(count, added[0])
-
-
-def _is_socket(fd: int) -> bool:
-    try:
-        return stat.S_ISSOCK(os.fstat(fd).st_mode)
-    except OSError:
-        return False
-
-
-def _serve_worker(socket_spec: str, balance: Balance | None, slot: int, pin: bool) -> int:
-    """One worker process: libmilter's listener and its threads, until told to stop."""
-    if pin:  # before any thread starts: each inherits the CPU of the thread that starts it
-        try:
-            LOG.debug("worker %d on CPU %d", slot, pin_to_cpu(slot))
-        except OSError as exc:  # a sandbox that forbids it: serve unpinned rather than not at all
-            LOG.warning("worker %d cannot keep to one CPU: %s", slot, exc)
-    stop = threading.Event()
-    # First: it blocks the stop signals in this thread, and so in every thread started after it.
-    _stop_promptly(socket_spec, stop, balance)
-    if balance is not None:
-        # libmilter's listener is this thread; the handler does nothing, but poll() returns EINTR.
-        signal.signal(_INTERRUPT, lambda signo, frame: None)
-        listener = threading.get_ident()
-        balance.attach(slot, lambda: signal.pthread_kill(listener, _INTERRUPT))
-    try:
-        _milter_ext.main()
-    finally:
-        stop.set()
-    return 0
-
-
-def _stop_promptly(socket_spec: str, stopped: threading.Event, balance: Balance | None) -> None:
-    """Stop within a moment of SIGTERM/SIGINT instead of libmilter's ~5 s.
-
-    libmilter's own signal thread stops the listener, which notices only when its poll times
-    out. This thread competes for the same signals; when it gets one, it asks libmilter to stop
-    and connects once to the socket so the listener wakes up at once.
-
-    With several workers on one socket, a worker held back by balance.py waits on its idle
-    socket, where the wake-up connection does not reach it: release() points it back at the real
-    socket and interrupts its poll(). A worker that still has not stopped after a second (left
-    in a blocking accept() when connections are not balanced) is ended. That loses nothing
-    libmilter's own stop would keep: it does not wait for connections in progress either.
-    """
-    signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-
-    def wait() -> None:
-        signo = signal.sigwait(signals)
-        if stopped.is_set():
-            return
-        LOG.debug("worker stopping")
-        # Hand the signal on to libmilter's own signal thread, which is the one that stops it.
-        os.kill(os.getpid(), signo)
-        if balance is not None:  # a listener held back would never see the wake-up
-            balance.release()
-        time.sleep(0.1)
-        _wake(socket_spec)
-        if not stopped.wait(1.0):
-            for handler in logging.getLogger("mailwarden").handlers:
-                handler.flush()
-            os._exit(0)
-
-    threading.Thread(target=wait, name="signals", daemon=True).start()
-
-
-def _wake(socket_spec: str) -> None:
-    """Connect once to our own socket, so libmilter's listener looks at its stop flag now."""
-    path = _unix_path(socket_spec)
-    family, address = (socket.AF_UNIX, path) if path is not None else _inet_address(socket_spec)
-    if address is None:
-        return
-    with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        sock.connect(address)
-
-
-def _inet_address(spec: str) -> tuple[socket.AddressFamily, tuple[str, int] | None]:
-    kind, _, rest = spec.partition(":")
-    port, _, host = rest.partition("@")
-    family = socket.AF_INET6 if kind == "inet6" else socket.AF_INET
-    if kind not in ("inet", "inet6") or not port.isdigit():
-        return family, None
-    if not host or host in ("0.0.0.0", "::", "*"):
-        host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
-    return family, (host, int(port))
-
+    Milter.factory = lambda: MailwardenMilter(holder, connections)

@@ -36,6 +36,18 @@ class MilterSection:
     """With two or more workers, keep worker i on the i-th CPU mailwarden may use. A process
     hands Python's lock between its threads far more cheaply within one core than across cores
     (measured: verify throughput x1.3 to x1.8). Turn off if other busy processes share the CPUs."""
+    user: str = "mailwarden"
+    """The user the workers run as. Started as root, mailwarden opens the socket, the keys and
+    the rule packs, then drops to this user (and `group`) before any mail. The user must exist
+    (make run creates it); running as root needs user = "root" written out. Ignored when not
+    started as root. Changes take a restart."""
+    group: str = ""
+    """The workers' group; empty means the user's own. Key files stay readable by root alone:
+    they are read before the drop."""
+    stop_grace: float = 10.0
+    """Seconds a worker that stops (SIGTERM, or replaced by a reload) has to finish the
+    connections it holds; past them it closes them and Postfix retries. Keep it below
+    systemd's TimeoutStopSec."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -53,6 +65,10 @@ class MilterSection:
             problems.append(("spool_threshold", "must not be negative"))
         if self.workers != "auto" and not 1 <= self.workers <= 256:
             problems.append(("workers", f"must be \"auto\" or 1 to 256, got {self.workers}"))
+        if not self.user:
+            problems.append(("user", 'must name a user ("root" to run as root)'))
+        if not 0 <= self.stop_grace <= 3600:
+            problems.append(("stop_grace", f"must be 0 to 3600 seconds, got {self.stop_grace}"))
         return problems
 
 
