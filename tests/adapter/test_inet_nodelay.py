@@ -1,18 +1,17 @@
-"""inet: sockets: connections libmilter accepts have Nagle off (see pymilter._no_delay)."""
+"""inet: sockets: connections libmilter accepts have Nagle off (see process/sockets.no_delay)."""
 
 from __future__ import annotations
 
 import socket
 
-from mailwarden.adapters.pymilter import _no_delay, _socket_fds
+from mailwarden.adapters.process.sockets import no_delay
 
 
 def test_connections_accepted_from_the_listening_socket_have_nagle_off() -> None:
-    before = _socket_fds()
     with socket.socket() as listener:  # as libmilter's opensocket() leaves it: bound, listening
         listener.bind(("127.0.0.1", 0))
         listener.listen()
-        _no_delay(before)
+        no_delay(listener.fileno())
         with socket.create_connection(listener.getsockname()) as client:
             accepted, _ = listener.accept()
             with accepted:
@@ -20,9 +19,9 @@ def test_connections_accepted_from_the_listening_socket_have_nagle_off() -> None
                 assert not client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
-def test_sockets_open_before_are_left_alone() -> None:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+def test_a_unix_socket_is_left_as_it_is(tmp_path) -> None:
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "s"))
         listener.listen()
-        _no_delay(_socket_fds())
-        assert not listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        no_delay(listener.fileno())  # no TCP options on a unix socket: nothing raised
+        assert listener.fileno() >= 0
