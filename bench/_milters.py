@@ -5,6 +5,7 @@ CPU per message and peak memory of the whole process tree, in interleaved rounds
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,10 @@ class Row:
               f"{mw.mid('p50'):.1f} / {ref.mid('p50'):.1f} ms, p99 "
               f"{mw.mid('p99'):.1f} / {ref.mid('p99'):.1f} ms; CPU {mw.mid('cpu_ms'):.3f} / "
               f"{ref.mid('cpu_ms'):.3f} ms/msg; {self.verdict()}", flush=True)
+
+
+def standalone(parser: Callable[[], argparse.ArgumentParser],
+               rows: Callable[[argparse.Namespace], list[Row]]) -> None:
+    """A bench module run on its own: its rows, printed as they are measured."""
+    rows(parser().parse_args())
+    sys.exit(0)

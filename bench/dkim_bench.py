@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _milters import ROOT, Milter, Row, Side, interleaved, wait_socket
+from _milters import ROOT, Milter, Row, Side, interleaved, standalone, wait_socket
 
 sys.path.insert(0, str(ROOT / "milter"))
 DATA = ROOT / "tests" / "data" / "dkim"
@@ -178,10 +178,5 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main() -> int:
-    rows(parser().parse_args())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    standalone(parser, rows)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _milters import Measured, Round, Row
+from _milters import Measured, Round, Row, standalone
 from dkim_bench import DATA, message, signed
 
 from mailwarden.adapters.dryrun_jobs import default_jobs
@@ -95,10 +95,5 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main() -> int:
-    rows(parser().parse_args())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    standalone(parser, rows)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _milters import ROOT, Measured, Milter, Round, Row, wait_socket, wait_tcp
+from _milters import ROOT, Measured, Milter, Round, Row, standalone, wait_socket, wait_tcp
 from dkim_bench import message
 
 sys.path.insert(0, str(ROOT))
@@ -104,10 +104,5 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main() -> int:
-    rows(parser().parse_args())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    standalone(parser, rows)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _milters import ROOT, Milter, Row, Side, interleaved, wait_socket
+from _milters import ROOT, Milter, Row, Side, interleaved, standalone, wait_socket
 from dkim_bench import DATA, mailwarden, message, opendkim, private_key, signed
 from rules_bench import make_table
 
@@ -204,10 +204,5 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main() -> int:
-    rows(parser().parse_args())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    standalone(parser, rows)
