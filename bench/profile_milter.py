@@ -26,7 +26,16 @@ from pathlib import Path
 
 from _milters import Side, interleaved, run_load
 from dkim_bench import DATA, mailwarden, private_key
-from pipeline_bench import INBOUND, ZONE, CachedDns, config, inbound_message, reading_milter
+from pipeline_bench import (
+    INBOUND,
+    OUTBOUND,
+    ZONE,
+    CachedDns,
+    config,
+    inbound_message,
+    outbound_message,
+    reading_milter,
+)
 from rules_bench import make_table
 
 from mailwarden.resolver.static import StaticZone
@@ -106,6 +115,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--config", choices=["inbound", "bare"], default="inbound")
     ap.add_argument("--reused", action="store_true", help="reuse connections (default: one per message)")
+    ap.add_argument("--outbound", action="store_true",
+                    help="outbound mail (SASL-authenticated, signed with RSA and Ed25519) instead of inbound")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--output", type=Path, help="keep py-spy's collapsed stacks here")
     ap.add_argument("--connection-cost", action="store_true",
@@ -125,7 +136,7 @@ def main() -> int:
         (tmp / "ed.key").write_bytes((DATA / "ed.key").read_bytes())
         (tmp / "ed.key").chmod(0o600)
         eml = tmp / "in.eml"
-        eml.write_bytes(inbound_message(4096))
+        eml.write_bytes(outbound_message(4096) if args.outbound else inbound_message(4096))
         if args.connection_cost:
             connection_cost(tmp, dns.address, key, args.messages, eml)
             dns.close()
@@ -133,7 +144,8 @@ def main() -> int:
         text = config(key, dns.address, pack, stages=args.config == "inbound")
         text = text.replace("[milter]\n", "[milter]\nworkers = 1\n", 1)
         mw = mailwarden(tmp, text)
-        extra = [a for a in INBOUND if not (args.reused and a == "--per-message-connections")]
+        extra = [a for a in (OUTBOUND if args.outbound else INBOUND)
+                 if not (args.reused and a == "--per-message-connections")]
         side = Side("mailwarden", [mw], extra)
         out = args.output or tmp / "stacks.txt"
         try:
