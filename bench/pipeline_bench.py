@@ -27,6 +27,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _milters import ROOT, Milter, Row, Side, interleaved, standalone, wait_socket
@@ -66,18 +67,26 @@ class CachedDns(LoopbackDns):
 
 
 def inbound_message(size: int) -> bytes:
-    """`size` bytes as they arrive from the internet: signed, with a few Received headers above."""
+    """About `size` bytes as they arrive from the internet: signed, with Received headers above."""
     received = b"".join(
         b"Received: from relay%d.example.com (relay%d.example.com [192.0.2.%d])\r\n"
         b"\tby mx.example.org (Postfix) with ESMTPS id 4Xy%dQ for <bob@example.org>;\r\n"
         b"\tSun, 22 Nov 2026 03:00:0%d +0000\r\n" % (i, i, 10 + i, i, i) for i in range(3))
-    return received + signed(message(size - 1500))
+    return _sized(lambda n: received + signed(message(n)), size)
 
 
 def outbound_message(size: int) -> bytes:
-    """What a mail client submits: a User-Agent and the submission hop for the privacy pack."""
-    return (b"Received: from [10.0.0.7] (laptop.lan [10.0.0.7])\r\n\tby submit.example.com; "
-            b"Sun, 22 Nov 2026 03:00:00 +0000\r\nUser-Agent: Thunderbird 128.0\r\n") + message(size - 160)
+    """About `size` bytes as a mail client submits it: a User-Agent, and the submission hop's
+    Received header, for the privacy pack."""
+    head = (b"Received: from [10.0.0.7] (laptop.lan [10.0.0.7])\r\n\tby submit.example.com; "
+            b"Sun, 22 Nov 2026 03:00:00 +0000\r\nUser-Agent: Thunderbird 128.0\r\n")
+    return _sized(lambda n: head + message(n), size)
+
+
+def _sized(build: Callable[[int], bytes], size: int) -> bytes:
+    """build(n) for the n that makes it closest to `size` bytes (the body grows by paragraphs)."""
+    candidates = (build(n) for n in range(max(600, size - 2000), size + 200, 100))
+    return min(candidates, key=lambda m: abs(len(m) - size))
 
 
 def opendmarc(tmp: Path, resolv: Path) -> Milter:
