@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,6 +212,16 @@ class Matcher:
         self._only_names: frozenset[bytes] | None = None
         if len(self._names) == self._size:
             self._only_names = frozenset(n for names in self._names.values() for n in names)
+        # Per header name, the pieces of the rules that may match it (its own and the unnamed):
+        # few enough that testing each against a long header beats cutting the header into all
+        # its pieces. Built for a handful of names only (the cost is names x pieces).
+        self._keys_by_name: dict[bytes, tuple[bytes, ...]] = {}
+        all_names = {n for names in self._names.values() for n in names}
+        if len(all_names) <= 64:
+            for name in all_names:
+                self._keys_by_name[name] = tuple(sorted(
+                    g for g, ids in self._match_index.items()
+                    if any((n := self._names.get(i)) is None or name in n for i in ids)))
 
     def __len__(self) -> int:
         return self._size
@@ -221,15 +231,20 @@ class Matcher:
         if self._only_names is not None and name not in self._only_names:
             return []
         if self._names:
-            return [i for i in self._by_grams(lowered) if (n := self._names.get(i)) is None or name in n]
+            ids = self._by_grams(lowered, self._keys_by_name.get(name) if name is not None else None)
+            return [i for i in ids if (n := self._names.get(i)) is None or name in n]
         return self._by_grams(lowered)
 
-    def _by_grams(self, lowered: bytes) -> list[int]:
+    def _by_grams(self, lowered: bytes, mine: tuple[bytes, ...] | None = None) -> list[int]:
         keys = self.gram_keys
         if len(lowered) < GRAM or not keys:
             return list(self.always)
-        present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
-        hits = keys & present if len(present) < len(keys) else present & keys
+        hits: Iterable[bytes]
+        if mine is not None and len(mine) < len(lowered):
+            hits = [g for g in mine if g in lowered]
+        else:
+            present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
+            hits = keys & present if len(present) < len(keys) else present & keys
         if not hits:
             return list(self.always)
         ids: list[int] = list(self.always)
