@@ -6,7 +6,9 @@ the rarest 3-byte piece of it indexes the rule. A header then only runs the rule
 contains, plus the few rules without one (negated, alternations, verbose patterns), still in
 table order, so the first match is the one Postfix would find. Before that, a rule anchored to
 header names (`/^Subject:/`, `/^(To|Cc):/`) is only tried on text whose name (up to the first
-colon) is one of them: a header no rule names costs no more than its name lookup.
+colon) is one of them: a header no rule names costs no more than its name lookup, and a long
+header whose name few rules name looks up those rules' pieces instead of being cut into all of
+its own.
 """
 
 from __future__ import annotations
