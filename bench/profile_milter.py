@@ -64,7 +64,7 @@ def summarize(collapsed: Path, top: int) -> None:
         if callback is None and any(m and "Milter/__init__" in m["file"] for m in frames):
             callback = "pymilter's own (negotiate/connect/close shims)"
         elif callback is None and names:
-            callback = "the callback lambdas of adapters/pymilter.serve"
+            callback = "the callback lambdas (adapters/pymilter.py)"
         elif callback is None:
             callback = "no Python frame: C code holding the GIL (pymilter's context and thread state)"
         per_callback[callback] += n
