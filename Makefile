@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_RUN := libmilter-dev gcc python3-dev
-APT_TEST := $(APT_RUN) postfix postfix-pcre opendkim opendkim-tools miltertest opendmarc
+APT_TEST := $(APT_RUN) postfix postfix-pcre opendkim opendkim-tools miltertest opendmarc postgresql
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit bench deps-run deps-test venv system-user clean

@@ -16,7 +16,8 @@ from typing import Any
 from mailwarden.authres import build as authres
 from mailwarden.buildenv import BuildEnv
 from mailwarden.config import Config
-from mailwarden.core.decisions import ACCEPT, Verdict
+from mailwarden.core.decisions import ACCEPT, Outcome, Verdict
+from mailwarden.core.model import Transaction
 from mailwarden.core.pipeline import Phase, Pipeline, Stage, default_error_verdict
 from mailwarden.core.policy import DirectionPolicy
 from mailwarden.core.ports import Clock, Random, Resolver
@@ -25,6 +26,8 @@ from mailwarden.core.registry import explain as registry_explain
 from mailwarden.core.stages.hopcount import Hopcount
 from mailwarden.dkim import build as dkim
 from mailwarden.dmarc import build as dmarc
+from mailwarden.reports.build import build_recorder
+from mailwarden.reports.recorder import Recorder
 from mailwarden.resolver.live import LiveResolver
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules import build as rules
@@ -38,6 +41,12 @@ class Runtime:
     direction: DirectionPolicy
     pipeline: Pipeline
     authserv_id: str
+    recorder: Recorder | None = None  # DMARC report rows; None when [reports] store is empty
+
+    def record(self, tx: Transaction, outcome: Outcome) -> None:
+        """Queue the message's DMARC evaluation for reports; never slows or fails the message."""
+        if self.recorder is not None:
+            self.recorder.record_outcome(tx, outcome)
 
 
 SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
@@ -131,7 +140,8 @@ def build_runtime(
     on_error = default_error_verdict if config.milter.on_error == "tempfail" else _accept_on_error
     pipeline = Pipeline(build_stages(env), on_error=on_error)
     direction = DirectionPolicy.build(config.policy.originating_daemons, config.policy.trusted_networks)
-    return Runtime(config, env.resolver, direction, pipeline, env.authserv_id)
+    recorder = build_recorder(config, env.resolver)  # starts nothing until the milter records
+    return Runtime(config, env.resolver, direction, pipeline, env.authserv_id, recorder)
 
 
 def build_env(

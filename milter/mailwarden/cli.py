@@ -57,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     dry.add_argument("--daemon-name", help="the {daemon_name} macro, e.g. ORIGINATING")
     dry.add_argument("--queue-id")
     dry.add_argument("--jobs", type=int, metavar="N",
-                     help="processes to run the messages in (default: the number of CPUs); "
-                          "the output keeps the input order")
+                     help="processes to run the messages in (default: the number of CPUs; one with "
+                          "--record-reports); the output keeps the input order")
+    dry.add_argument("--record-reports", metavar="STORE",
+                     help="record each DMARC evaluation in this report store (sqlite:///PATH or "
+                     "postgresql://...), dated by the topmost Received header: backfill from archives")
     dry.set_defaults(func=cmd_dry_run)
 
     check = sub.add_parser("check-config", help="check the configuration and everything it names")
@@ -72,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mailwarden.dkim.cli import register as dkim_register
     from mailwarden.dmarc.cli import register as dmarc_register
+    from mailwarden.reports.cli import register as reports_register
     from mailwarden.rules.cli import register as rules_register
 
-    for register in (rules_register, dkim_register, dmarc_register):
+    for register in (rules_register, dkim_register, dmarc_register, reports_register):
         register(sub)
     return parser
 
@@ -96,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.adapters.process.sockets import SocketInUse, refuse_if_served
     from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime
+    from mailwarden.reports.store import prepare as prepare_store
 
     rules_dir = Path(args.rules_dir) if args.rules_dir else None
     socket_spec = args.socket or config.milter.socket
@@ -106,6 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  " ".join(s.name for s in runtime.pipeline.stages))
         # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
         user, group = args.user.partition(":")[::2] if args.user else (None, None)
+        prepare_store(config.reports.store, user or config.milter.user)  # before workers drop to it
         return serve(RuntimeHolder(runtime), socket_spec,
                      lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir),
                      user=user, group=group)
@@ -131,7 +137,17 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
     if jobs < 1:
         print("mailwarden: --jobs must be at least 1", file=sys.stderr)
         return 2
-    return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write, jobs=jobs)
+    if not args.record_reports:
+        return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write, jobs=jobs)
+    from mailwarden.reports.recorder import Recorder
+
+    recorder = Recorder(args.record_reports, block=True)
+    status = run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write, recorder=recorder)
+    recorder.close(timeout=600)
+    counts = recorder.counters()
+    print(f"mailwarden dry-run: {counts['reports_rows_written']} report rows recorded, "
+          f"{counts['reports_rows_dropped']} dropped", file=sys.stderr)
+    return status if not counts["reports_rows_dropped"] else max(status, 1)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -670,6 +670,9 @@ class MailwardenProcess:
         zone = self.workdir / "zone.txt"
         zone.write_text(zone_text)
         self.zones = [zone, *(Path(z) for z in zones)]
+        if config is None or "[reports]" not in config:
+            # Report rows go to this instance's own store, never the system's default one.
+            config = (config or "") + f'\n[reports]\nstore = "sqlite:///{self.workdir}/reports.db"\n'
         if script is not None and (config is None or "[dns]" not in config):
             # A wrapper script may not take --zone: keep DNS off the network through the config.
             config = (config or "") + "\n[dns]\nzones = [" + ", ".join(

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mailwarden.adapters.dryrun_jobs import ordered_map
 from mailwarden.adapters.envelope import derive
@@ -28,6 +28,10 @@ from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import Outcome
 from mailwarden.core.model import Body, Connection, Envelope, Message, Transaction, bracket, strip_brackets
 from mailwarden.core.wire import parse_message, to_lf
+from mailwarden.reports.row import received_time
+
+if TYPE_CHECKING:
+    from mailwarden.reports.recorder import Recorder
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ class Processed:
 
 
 def process(runtime: Runtime, flags: EnvelopeFlags, as_json: bool, write_dir: Path | None,
-            numbered: tuple[int, Item]) -> Processed:
+            recorder: Recorder | None, numbered: tuple[int, Item]) -> Processed:
     seq, item = numbered
     if item.data is None:
         return Processed(error=f"mailwarden: {item.source}: cannot read: {item.error}")
@@ -158,6 +162,8 @@ def process(runtime: Runtime, flags: EnvelopeFlags, as_json: bool, write_dir: Pa
         text = _readable(item, tx, outcome)
     if write_dir is not None:
         _write(write_dir, item, seq, tx, crlf)
+    if recorder is not None:
+        recorder.record_outcome(tx, outcome, received_time(tx.message))
     tx.message.body.close()
     return Processed(text, outcome.verdict.action.value)
 
@@ -171,15 +177,19 @@ def run(
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
     jobs: int = 1,
+    recorder: Recorder | None = None,
 ) -> int:
-    """Process every message, in `jobs` processes; 0 when all were read, 1 when some could not be."""
+    """Process every message, in `jobs` processes; 0 when all were read, 1 when some could not be.
+
+    `recorder`: record each DMARC evaluation for reports, at the time the message was received;
+    with one, the messages run in this process (its queue and writer are this process's)."""
     report = Report()
     started = time.perf_counter()
     progress = err.isatty()
     if write_dir is not None:
         write_dir.mkdir(parents=True, exist_ok=True)
-    work = functools.partial(process, runtime, flags, as_json, write_dir)
-    for done in ordered_map(work, enumerate(iter_items(paths)), jobs):
+    work = functools.partial(process, runtime, flags, as_json, write_dir, recorder)
+    for done in ordered_map(work, enumerate(iter_items(paths)), 1 if recorder is not None else jobs):
         if done.error:
             report.unreadable += 1
             print(done.error, file=err)

@@ -283,6 +283,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 self._apply(edit)
             if verdict.action is Action.QUARANTINE:
                 self.quarantine(verdict.reason or "held by mailwarden")
+        self._runtime.record(tx, outcome)  # DMARC reports: a queue put, never an error
         return self._finish(verdict)
 
     @_guarded

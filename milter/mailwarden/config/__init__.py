@@ -10,6 +10,7 @@ from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, P
 from mailwarden.config.dkim import DkimSection
 from mailwarden.config.dmarc import AuthresSection, DmarcSection, SpfSection
 from mailwarden.config.loader import build
+from mailwarden.config.reports import ReportsSection
 from mailwarden.config.rules import RulesSection
 from mailwarden.errors import ConfigError
 
@@ -25,6 +26,7 @@ class Config:
     spf: SpfSection = field(default_factory=SpfSection)
     dmarc: DmarcSection = field(default_factory=DmarcSection)
     authres: AuthresSection = field(default_factory=AuthresSection)
+    reports: ReportsSection = field(default_factory=ReportsSection)
     source: str = field(default="(embedded defaults)", metadata={"internal": True})
 
 

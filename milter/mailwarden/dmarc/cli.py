@@ -69,7 +69,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
             "record": None if rec is None else {
                 "p": rec.p, "sp": rec.sp or None, "np": rec.np or None, "adkim": rec.adkim,
                 "aspf": rec.aspf, "pct": rec.pct, "psd": rec.psd or None, "t": rec.t,
-                "rua": list(rec.rua), "problems": list(rec.problems)},
+                "rua": list(rec.rua), "ruf": list(rec.ruf), "fo": ":".join(rec.fo),
+                "rf": ":".join(rec.rf), "ri": rec.ri, "problems": list(rec.problems)},
         }))
         if found.status != "found":
             status = 1

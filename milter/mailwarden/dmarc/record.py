@@ -1,5 +1,8 @@
 """DMARC policy records (RFC 7489 section 6.3, RFC 9989 additions np=, psd=, t=).
 
+The reporting tags are kept too: rua= and ruf= (URIs, with any !size suffix as written), fo=
+(failure reporting options), rf= (failure report formats) and ri= (the aggregate interval).
+
 A record is parsed leniently where the RFC allows it: unknown tags are ignored, a bad value of an
 optional tag falls back to its default. A bad p= (or sp=) makes the record unusable unless it
 carries a valid rua=, in which case it counts as p=none (RFC 7489 section 6.6.3 step 6).
@@ -11,6 +14,8 @@ import re
 from dataclasses import dataclass
 
 POLICIES = ("none", "quarantine", "reject")
+FAILURE_OPTIONS = ("0", "1", "d", "s")
+REPORT_FORMATS = ("afrf",)
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:\S+$", re.I)
 
 
@@ -25,6 +30,10 @@ class DmarcRecord:
     psd: str = ""  # y, n or "" (RFC 9989)
     t: str = "n"  # y: the owner is testing (RFC 9989)
     rua: tuple[str, ...] = ()
+    ruf: tuple[str, ...] = ()
+    fo: tuple[str, ...] = ("0",)  # failure reporting options: 0, 1, d, s (RFC 7489 section 6.3)
+    rf: tuple[str, ...] = ("afrf",)  # failure report formats
+    ri: int = 86400  # seconds between aggregate reports
     problems: tuple[str, ...] = ()  # values ignored or defaulted, for notes
 
     def subdomain_policy(self) -> str:
@@ -68,7 +77,7 @@ def parse(text: bytes | str, bis: bool = False) -> DmarcRecord:
             continue
         tags[name] = value.strip()
 
-    rua = tuple(u.strip() for u in tags.get("rua", "").split(",") if _URI.match(u.strip()))
+    rua = _uris(tags, "rua", problems)
     p = tags.get("p", "none" if bis else "").lower()
     sp = tags.get("sp", "").lower()
     np = tags.get("np", "").lower()
@@ -93,6 +102,10 @@ def parse(text: bytes | str, bis: bool = False) -> DmarcRecord:
         psd=_choice(tags, "psd", ("y", "n", "u"), "", problems).replace("u", ""),
         t=_choice(tags, "t", ("y", "n"), "n", problems),
         rua=rua,
+        ruf=_uris(tags, "ruf", problems),
+        fo=_list(tags, "fo", FAILURE_OPTIONS, ("0",), problems),
+        rf=_list(tags, "rf", REPORT_FORMATS, ("afrf",), problems),
+        ri=_interval(tags, problems),
         problems=tuple(problems),
     )
 
@@ -117,3 +130,40 @@ def _pct(tags: dict[str, str], problems: list[str]) -> int:
         return int(value)
     problems.append(f"ignored invalid pct={value}")
     return 100
+
+
+def _uris(tags: dict[str, str], name: str, problems: list[str]) -> tuple[str, ...]:
+    """The valid URIs of a comma-separated list; invalid ones are noted and dropped."""
+    uris = []
+    for uri in (u.strip() for u in tags.get(name, "").split(",")):
+        if _URI.match(uri):
+            uris.append(uri)
+        elif uri:
+            problems.append(f"ignored invalid {name} URI {uri!r}")
+    return tuple(uris)
+
+
+def _list(tags: dict[str, str], name: str, allowed: tuple[str, ...], default: tuple[str, ...],
+          problems: list[str]) -> tuple[str, ...]:
+    """A colon-separated list (fo=, rf=): unknown values are ignored; none left means the default."""
+    value = tags.get(name)
+    if value is None:
+        return default
+    known = []
+    for item in (i.strip().lower() for i in value.split(":")):
+        if item in allowed:
+            if item not in known:
+                known.append(item)
+        else:
+            problems.append(f"ignored unknown {name} value {item!r}")
+    return tuple(known) or default
+
+
+def _interval(tags: dict[str, str], problems: list[str]) -> int:
+    value = tags.get("ri")
+    if value is None:
+        return 86400
+    if value.isdigit() and 0 < int(value) < 2**32:
+        return int(value)
+    problems.append(f"ignored invalid ri={value}")
+    return 86400

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from mailwarden.adapters.process import sockets
 from mailwarden.adapters.process.balance import Balance
 from mailwarden.adapters.process.listener import Listener
+from mailwarden.reports.recorder import flush_recorders
 
 LOG = logging.getLogger("mailwarden.workers")
 
@@ -174,6 +175,7 @@ def _drain(setup: WorkerSetup, seat: int, listener: Listener, before_sessions: s
     if left:
         LOG.warning("worker %d: %d connection(s) still open after %.0f s; closing them",
                     seat, left, setup.grace)
+    flush_recorders()  # DMARC report rows still queued reach the store (os._exit runs no atexit)
     exit_now(0)
 
 
