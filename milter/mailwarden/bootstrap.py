@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailwarden.arc import build as arc
 from mailwarden.authres import build as authres
 from mailwarden.buildenv import BuildEnv
 from mailwarden.config import Config
@@ -53,18 +54,22 @@ SYSTEM_RULES_DIR = Path("/etc/mailwarden/rules")
 
 
 def default_rules_dir() -> Path | None:
-    """rules/ beside milter/ in a checkout, else /etc/mailwarden/rules; None when neither exists."""
-    for candidate in (Path(__file__).resolve().parents[2] / "rules", SYSTEM_RULES_DIR):
-        if candidate.is_dir():
+    """rules/ of a checkout, else /etc/mailwarden/rules, else the packs the wheel carries."""
+    from mailwarden import packaged
+
+    for candidate in (packaged.in_checkout("rules"), SYSTEM_RULES_DIR, packaged.in_wheel("rules")):
+        if candidate is not None and candidate.is_dir():
             return candidate
     return None
 
 
 def build_resolver(config: Config, zones: Sequence[str] = ()) -> Resolver:
+    from mailwarden.metrics import counted
+
     all_zones = (*config.dns.zones, *zones)
     if all_zones:
-        return StaticZone.from_files(all_zones)
-    return LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size)
+        return counted(StaticZone.from_files(all_zones))
+    return counted(LiveResolver(config.dns.timeout, config.dns.nameservers, config.dns.cache_size))
 
 
 def _spec(name: str, phase: Phase, build: Callable[[BuildEnv], Stage], enabled: Callable[[BuildEnv], bool],
@@ -90,6 +95,8 @@ REGISTRY: tuple[StageSpec[BuildEnv], ...] = (
           uses=("rules",), why="MIME part headers and body; then HOLD, REDIRECT, PASS"),
     _spec("dkim-verify", MESSAGE, dkim.dkim_verify, lambda e: e.config.dkim.verify.enabled,
           "dkim.verify.enabled", provides=("dkim",), why="every signature, headers as received"),
+    _spec("arc-verify", MESSAGE, arc.arc_verify, arc.verify_enabled, "arc.enabled", after=("dkim-verify",),
+          provides=("arc",), why="the ARC chain as received (RFC 8617)"),
     _spec("authres-strip", MESSAGE, authres.authres_strip, lambda e: True,
           why="incoming Authentication-Results that claim our authserv-id"),
     _spec("spf-upstream", MESSAGE, spf.spf_upstream, lambda e: bool(spf.trusted_upstream(e)),
@@ -98,14 +105,19 @@ REGISTRY: tuple[StageSpec[BuildEnv], ...] = (
     _spec("dmarc", MESSAGE, dmarc.dmarc_check, lambda e: e.config.dmarc.enabled, "dmarc.enabled",
           requires=("dkim",), uses=("spf",), provides=("dmarc",),
           why="result and disposition, local policy included"),
+    _spec("arc-override", MESSAGE, arc.arc_override, arc.override_enabled, "arc.trusted_sealers",
+          requires=("dmarc", "arc"), provides=("dmarc",), why="a trusted sealer's chain rescues DMARC"),
     _spec("authres", MESSAGE, authres.authres_add, lambda e: e.config.authres.enabled, "authres.enabled",
-          uses=("spf", "dkim", "dmarc"), after=("authres-strip",), why="our Authentication-Results header"),
+          uses=("spf", "dkim", "arc", "dmarc"), after=("authres-strip",),
+          why="our Authentication-Results header"),
     # The verdict after the header, so that a held message carries it when released.
     _spec("dmarc-enforce", MESSAGE, dmarc.dmarc_enforce, lambda e: e.config.dmarc.enabled, "dmarc.enabled",
           requires=("dmarc",), after=("authres",), why="reject, hold or tempfail as decided"),
     # Signing comes last, so the signature covers exactly the headers delivered.
     _spec("dkim-sign", MESSAGE, dkim.dkim_sign, lambda e: bool(e.config.dkim.sign), "dkim.sign",
           after=(EVERYTHING,), why="outbound mail, the headers as delivered"),
+    _spec("arc-seal", MESSAGE, arc.arc_seal, lambda e: bool(e.config.arc.seal), "arc.seal", uses=("arc",),
+          after=(EVERYTHING, "dkim-sign"), why="our ARC set, over the final A-R header and signatures"),
 )
 
 

@@ -27,3 +27,8 @@ class DnsTempError(MailwardenError):
 
 class InputError(MailwardenError):
     """A message or file could not be read or parsed."""
+
+
+class CommandFailed(MailwardenError):
+    """A command ran and failed (a file it had to write, a socket it had to open): exit status 1.
+    Every other MailwardenError is a usage or configuration error: exit status 2."""

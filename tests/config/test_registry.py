@@ -21,7 +21,7 @@ def names(text: str = "") -> list[str]:
 
 def test_default_pipeline_order() -> None:
     assert names() == ["spf", "hopcount", "header_checks", "outbound_header_checks", "body_checks",
-                       "dkim-verify", "authres-strip", "dmarc", "authres", "dmarc-enforce"]
+                       "dkim-verify", "arc-verify", "authres-strip", "dmarc", "authres", "dmarc-enforce"]
 
 
 def test_dmarc_without_dkim_verification_is_refused_with_the_key_path() -> None:
@@ -90,14 +90,16 @@ def test_every_stage_on_orders_by_what_each_needs() -> None:
     config = parse(
         '[spf]\ntrusted_authserv_ids = ["gw.test"]\n[dkim]\nrequire_safe_keys = false\n'
         f'[dkim.keys.k]\ndomain = "example.com"\nselector = "rsa"\nkey_file = "{key}"\n'
-        '[[dkim.sign]]\nmatch = ["*"]\nkeys = ["k"]\n')
+        '[[dkim.sign]]\nmatch = ["*"]\nkeys = ["k"]\n'
+        '[arc]\ntrusted_sealers = ["list.test"]\n[[arc.seal]]\nkey = "k"\n')
     order = names_of(build_stages(build_env(config, rules_dir=None)))
     assert sorted(order) == sorted(s.name for s in REGISTRY)
-    assert order[-1] == "dkim-sign"
+    assert order[-2:] == ["dkim-sign", "arc-seal"]
     for before, after in (("authres-strip", "spf-upstream"), ("spf-upstream", "dmarc"),
                           ("dkim-verify", "dmarc"), ("dmarc", "authres"), ("authres", "dmarc-enforce"),
                           ("header_checks", "outbound_header_checks"),
-                          ("outbound_header_checks", "body_checks")):
+                          ("outbound_header_checks", "body_checks"), ("dkim-verify", "arc-verify"),
+                          ("arc-verify", "authres"), ("dmarc", "arc-override"), ("arc-override", "authres")):
         assert order.index(before) < order.index(after), (before, after)
 
 

@@ -83,7 +83,7 @@ def test_failure_reports_through_the_milter_limited_and_verified(mailwarden_fact
     try:
         proc = mailwarden_factory(
             f'[reports]\nstore = "sqlite:///{tmp_path}/r.db"\nrelay = "127.0.0.1:{sink.port}"\n'
-            f'from_address = "dmarc@rcv.example"\nfailure_reports = true\nfailure_rate = 2\n'
+            f'from = "dmarc@rcv.example"\nfailure_reports = true\nfailure_rate = 2\n'
             f'failure_include = "{include}"\n', zone_text=ZONE)
         for i in range(4):
             assert send(proc.spec, "fail.example", f"body {i}") == "accept"  # quarantined: held

@@ -90,7 +90,7 @@ def test_two_hosts_one_report_per_domain_with_summed_counts(pg_url, mailwarden_f
         zone.write_text(ZONE)
         cfg = tmp_path / "send.toml"
         cfg.write_text(f'[reports]\nstore = "{pg_url}"\nrelay = "127.0.0.1:{sink.port}"\n'
-                       'from_address = "dmarc@rcv.example"\n')
+                       'from = "dmarc@rcv.example"\n')
         later = str(int(time.time()) + 2 * 86400)
         cmd = [sys.executable, "-m", "mailwarden", "reports", "send", "--config", str(cfg),
                "--zone", str(zone), "--now", later]

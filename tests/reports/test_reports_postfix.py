@@ -61,7 +61,7 @@ def test_recorded_through_postfix_and_reports_mailed_through_it(
     config = tmp_path / "reports.toml"
     config.write_text(
         f'[reports]\nstore = "{url}"\nrelay = "127.0.0.1:{postfix.inbound}"\n'
-        'from_address = "dmarc-reports@example.com"\norg_name = "CI Receiver"\n'
+        'from = "dmarc-reports@example.com"\norg_name = "CI Receiver"\n'
         f'[dkim.keys.rsa]\ndomain = "example.com"\nselector = "rsa"\nkey_file = "{keys}/rsa.key"\n'
         '[[dkim.sign]]\nmatch = ["example.com"]\nkeys = ["rsa"]\n')
     tomorrow = str(int(time.time()) + 2 * 86400)

@@ -93,7 +93,7 @@ def test_received_time_is_the_mta_headers_date():
 
 @pytest.mark.parametrize("text,key", [
     ('store = "mysql://x"', "reports.store"), ('relay = "localhost"', "reports.relay"),
-    ('from_address = "nobody"', "reports.from_address"), ("keep_days = 0", "reports.keep_days"),
+    ('from = "nobody"', "reports.from"), ("keep_days = 0", "reports.keep_days"),
     ('failure_include = "body"', "reports.failure_include"), ("queue_size = 0", "reports.queue_size"),
     ('store = ""\nfailure_reports = true', "reports.failure_reports"),
 ])

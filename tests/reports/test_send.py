@@ -162,7 +162,7 @@ def test_dry_run_backfill_then_build_and_send_cli(tmp_path, sink, capsys):
     assert sorted(f.split("!")[1] for f in files) == ["none.example", "quar.example", "reject.example"]
     config = tmp_path / "m.toml"
     config.write_text(f'[reports]\nstore = "{url}"\nrelay = "127.0.0.1:{sink.port}"\n'
-                      'from_address = "dmarc@rcv.example"\norg_name = "Receiver Org"\n')
+                      'from = "dmarc@rcv.example"\norg_name = "Receiver Org"\n')
     later = str(1795320000 + 2 * 86400)
     assert main(["reports", "send", "--config", str(config), *zones, "--now", later]) == 0
     out = capsys.readouterr().out

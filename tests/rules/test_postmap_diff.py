@@ -140,6 +140,22 @@ PCRE_RULES = [
     b"/^X-Words: [[:alpha:][:space:]]+$/ INFO classes to end",
     b"/^X-Digits: [[:digit:]]+-/ INFO digit class",
     b"/^x-words: THE/ INFO ascii case folding",
+    b"/^X-Words: [[:upper:]]+/ INFO upper class is alpha under i",
+    b"/^X-Words: [[:upper:]]+/i INFO upper class without i",
+    b"/^X-Words: [^[:lower:]]/ INFO negated lower under i",
+    b"/^X-Digits: \\d+\\h\\d/ INFO horizontal space",
+    b"/^X-8bit: \\w+ \\p{L}+/ INFO latin-1 letters",
+    b"/^X-8bit: .*\\p{Lu}/ INFO upper case property is not folded",
+    b"/^X-8bit: .*[\\p{Lu}x]/ INFO property in a class",
+    b"/^X-Words: (?:the (?i)QUICK|BROWN)/i INFO inline option lasts to the end of the group",
+    b"/^X-Words: (t)(h)(e)(.)(q)(u)(i)(c)(k)(.)\\10/ INFO two-digit back reference $10",
+    b"/^Subject: \\N+/ INFO N",
+    b"/^X-Multi: a\\R/ INFO R",
+    b"/(?<=X-W)ords/ INFO fixed lookbehind",
+    b"/(?<=X-W+)ords/ INFO variable lookbehind is an error",
+    b"/^X-Words: t{1,70000}/ INFO bound too big",
+    b"/^X-Words: (?<w>t)\\k<w>/ INFO named reference",
+    b"/^X-Words: \\p{Cyrillic}/ INFO script without bytes",
 ]
 
 # regexp (POSIX, glibc regcomp) tables.
@@ -191,6 +207,18 @@ REGEXP_RULES = [
     b"/^X-Path: .*%/ INFO percent",
     b"/^X-Dollar: cost \\$5/ INFO escaped dollar",
     b"/^X-Empty:$/ INFO empty",
+    b"/^(To|From|X-Words):.*(example|fox)/ WARN $1 $2",
+    b"/^X-Words: (the|the quick) (quick|brown)/ INFO leftmost longest [$1][$2]",
+    b"/^X-Digits: \\d/i INFO backslash d without i is a d",
+    b"/^X-Words: \\D/ INFO backslash D is D or d under i",
+    b"/^X-Words: [[:upper:]]+ quick/ INFO upper class is alpha under i",
+    b"/^X-Words: [[:upper:]]+ quick/i INFO upper class without i",
+    b"/^X-Words: [[-~]he/ INFO range from [ holds t but not T",
+    b"/^X-Words: t{,2}he/ INFO glibc {,n}",
+    b"/^X-Words: [[=t=]]he/ INFO equivalence class",
+    b"/^X-Words: [[.t.]]he/ INFO collating symbol",
+    b"/^X-Words: (t)\\2(h)/ INFO reference to a later group",
+    b"/^X-Multi: a.^ b/ INFO caret after a consumed newline",
 ]
 
 # Whole tables: order, if/endif, continuation lines, comments.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +125,8 @@ def test_rules_check_reports_file_line_column(tmp_path: Path) -> None:
     proc = _cli("check", str(bad))
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"{bad}:3:6: error in regex: missing ) at position 4")
+    missing = "error in regex at offset 4: missing closing parenthesis: skipping this rule"
+    assert lines[0] == f"{bad}:3:6: {missing}"
     assert lines[1] == f'{bad}:4:2: out of range replacement index "2": skipping this rule'
     assert lines[2] == f"{bad}:5:1: ignoring ENDIF without matching IF"
     assert lines[3] == f"{bad}:6:1: warning: FILTER has no milter equivalent: this rule will be ignored"
@@ -136,3 +138,50 @@ def test_rules_check_on_the_shipped_packs_is_clean() -> None:
     proc = _cli("check", str(REPO / "rules"))
     assert proc.returncode == 0, proc.stdout
     assert "3 table(s)" in proc.stderr
+
+
+WARNED = (
+    b"/^Subject:/ INFO kept\n"
+    b"if /^X-/\n"
+    b"  /Words/ REJECT lost\n"
+    b"endif\n"
+    b"/^From:/X INFO obsolete flag\n"
+    b"/^To:/\n"
+    b"if /^Cc:/ extra\n"
+    b"/x/ INFO y\n"
+    b"endif junk\n"
+    b"if /^Bcc:/\n"
+    b"/\\d+/ INFO digits\n"
+)
+
+
+@pytest.mark.parametrize("kind", ["pcre", "regexp"])
+def test_rules_check_fails_on_every_postfix_warning(tmp_path: Path, kind: str) -> None:
+    """Rules Postfix keeps but warns about make `rules check` fail, each at postmap's line."""
+    from tests.rules.test_postmap_diff import POSTMAP_CMD
+
+    table = tmp_path / f"t.{kind}"
+    table.write_bytes(WARNED)
+    proc = _cli("check", str(table))
+    assert proc.returncode == 1
+    assert "0 error(s)" in proc.stderr or kind == "regexp"  # X is an unknown flag in regexp:
+    ours = set()
+    for line in proc.stdout.splitlines():
+        m = re.fullmatch(r".*?:(\d+):\d+: (?:warning: )?(.*?)(?: \((?:the|every) .*\))?", line)
+        assert m is not None, line
+        ours.add((int(m.group(1)), m.group(2)))
+    cmd = [*POSTMAP_CMD, "-q", "x", f"{kind}:{table}"]
+    postmap = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    theirs = set()
+    for line in postmap.stderr.splitlines():
+        where, text = line.split(", line ", 1)[1].split(": ", 1)
+        theirs.add((int(where), text))
+    mailwarden_only = {t for t in ours if "unknown command" in t[1] or "not an escape" in t[1]}
+    assert {(ln, t.removesuffix(": skipping this rule")) for ln, t in ours - mailwarden_only} == {
+        (ln, t.removesuffix(": skipping this rule")) for ln, t in theirs
+    }
+    out = proc.stdout
+    assert f"{table}:2:1: warning: do not prepend whitespace to statements between IF and ENDIF" in out
+    assert "(the rule on line 3 is indented, joined to this IF, and lost)" in out
+    assert f"{table}:10:1: warning: IF has no matching ENDIF" in out
+    assert (f"{table}:11:2: warning: \\d is not an escape" in out) == (kind == "regexp")

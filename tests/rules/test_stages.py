@@ -147,9 +147,7 @@ def test_warn_info(tmp_path: Path, word: str, log: str) -> None:
     _, out = one(tmp_path, f"/^Subject:/ {word} looked\n")
     assert out.verdict.action is Action.CONTINUE and not out.edits
     assert out.rules[0]["action"] == f"{word} looked"
-    assert any(
-        f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.log
-    )
+    assert any(f": {log}: header Subject: hello world from " in n and n.endswith(": looked") for n in out.log)
 
 
 def test_dunno_stops_the_search_for_that_header(tmp_path: Path) -> None:

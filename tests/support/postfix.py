@@ -670,6 +670,9 @@ class MailwardenProcess:
         zone = self.workdir / "zone.txt"
         zone.write_text(zone_text)
         self.zones = [zone, *(Path(z) for z in zones)]
+        if config is None or "[log]" not in config:
+            # The tests read serve's output: never let "auto" pick a host's syslog or journal.
+            config = (config or "") + '\n[log]\ntarget = "stderr"\n'
         if config is None or "[reports]" not in config:
             # Report rows go to this instance's own store, never the system's default one.
             config = (config or "") + f'\n[reports]\nstore = "sqlite:///{self.workdir}/reports.db"\n'

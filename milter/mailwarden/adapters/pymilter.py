@@ -24,7 +24,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         f"{exc}"
     ) from exc
 
-from mailwarden.adapters.summary import summary_line
+from mailwarden import metrics
+from mailwarden.adapters.summary import log_outcome
 from mailwarden.bootstrap import Runtime
 from mailwarden.core.decisions import (
     Action,
@@ -139,6 +140,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         self._connections = connections
         if connections is not None:
             connections.opened()
+        metrics.connection(+1)
         self._runtime: Runtime = holder.current
         self._client_ip = ""
         self._client_port = 0
@@ -296,6 +298,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         connections, self._connections = self._connections, None
         if connections is not None:
             connections.closed()
+        metrics.connection(-1)
         self._reset()
         return CONTINUE
 
@@ -354,15 +357,8 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
                 self.chgfrom(bracket(addr), params or None)
 
     def _log(self, tx: Transaction, outcome: Outcome) -> None:
-        if LOG.isEnabledFor(logging.INFO):
-            LOG.info("%s", summary_line(tx, outcome, time.perf_counter() - self._started))
-        for line in outcome.log:
-            LOG.info("%s", line)
-        for error in outcome.errors:
-            LOG.warning("%s: %s", self._qid(), error)
-        if LOG.isEnabledFor(logging.DEBUG):
-            for note in outcome.notes:
-                LOG.debug("%s: %s", self._qid(), note)
+        log_outcome(LOG, tx, outcome, time.perf_counter() - self._started)
+        metrics.observe(tx, outcome)
 
     def _qid(self) -> str:
         tx = self._tx

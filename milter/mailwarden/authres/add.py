@@ -18,13 +18,15 @@ from authres.core import (
 )
 from authres.dmarc import DMARCAuthenticationResult
 
+from mailwarden.arc.clause import arc_clause
+from mailwarden.arc.result import ArcResult
 from mailwarden.authres.headers import split_outside
 from mailwarden.core.auth import DkimResult, DkimResults, SpfResult, SpfScope
 from mailwarden.core.decisions import AddHeader, OutcomeView, StageResult
 from mailwarden.core.facts import FactView
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
-from mailwarden.dmarc.result import DmarcResult
+from mailwarden.dmarc.result import DmarcResult, Override
 
 FOLD_AT = 78
 
@@ -80,6 +82,9 @@ def clauses(facts: FactView, sender: str = "", helo: str = "") -> list[Authentic
     dkim = facts.get(DkimResults)
     if dkim is not None:
         out.extend(dkim_clause(sig) for sig in dkim.signatures)
+    arc = facts.get(ArcResult)
+    if arc is not None and arc.result != "none":  # only for mail that carries ARC headers
+        out.append(arc_clause(arc))
     dmarc = facts.get(DmarcResult)
     if dmarc is not None:
         out.append(dmarc_clause(dmarc))
@@ -116,6 +121,8 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
     )
     if dmarc.policy:
         clause.policy = dmarc.policy.value
+    if dmarc.override is Override.ARC:  # a trusted sealer's chain overrode the policy
+        clause.properties.append(AuthenticationResultProperty("policy", "override", "arc"))
     return clause
 
 

@@ -6,10 +6,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailwarden.config.arc import ArcSection
 from mailwarden.config.base import DnsSection, HopcountSection, MilterSection, PolicySection
 from mailwarden.config.dkim import DkimSection
 from mailwarden.config.dmarc import AuthresSection, DmarcSection, SpfSection
 from mailwarden.config.loader import build
+from mailwarden.config.log import LogSection
+from mailwarden.config.metrics import MetricsSection
 from mailwarden.config.reports import ReportsSection
 from mailwarden.config.rules import RulesSection
 from mailwarden.errors import ConfigError
@@ -26,7 +29,10 @@ class Config:
     spf: SpfSection = field(default_factory=SpfSection)
     dmarc: DmarcSection = field(default_factory=DmarcSection)
     authres: AuthresSection = field(default_factory=AuthresSection)
+    arc: ArcSection = field(default_factory=ArcSection)
     reports: ReportsSection = field(default_factory=ReportsSection)
+    log: LogSection = field(default_factory=LogSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: str = field(default="(embedded defaults)", metadata={"internal": True})
 
 

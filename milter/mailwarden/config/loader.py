@@ -32,16 +32,17 @@ def build(cls: type[T], data: Any, path: str, problems: list[str], base_dir: Pat
         problems.append(f"{path or '(top)'}: expected a table, got {_tname(data)}")
         return cls()
     hints = typing.get_type_hints(cls, include_extras=True)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
+    fields = {toml_key(f): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     for key, raw in data.items():
         where = f"{path}.{key}" if path else key
         if key not in fields:
             problems.append(f"{where}: unknown key (known: {', '.join(sorted(fields))})")
             continue
-        ok, value = _convert(hints[key], raw, where, problems, base_dir)
+        name = fields[key].name
+        ok, value = _convert(hints[name], raw, where, problems, base_dir)
         if ok:
-            values[key] = value
+            values[name] = value
     try:
         obj = cls(**values)
     except (TypeError, ValueError) as exc:
@@ -52,6 +53,12 @@ def build(cls: type[T], data: Any, path: str, problems: list[str], base_dir: Pat
         for key, reason in check():
             problems.append(f"{path}.{key}: {reason}" if path else f"{key}: {reason}")
     return obj
+
+
+def toml_key(f: dataclasses.Field[Any]) -> str:
+    """The key a field is written under: its name, unless that is a Python keyword (`from`),
+    given as `field(metadata={"key": "from"})`."""
+    return str(f.metadata.get("key", f.name))
 
 
 def _convert(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 
@@ -17,18 +17,18 @@ class ReportsSection:
     """Rows each worker holds in memory for its writer thread; when full, new rows are dropped."""
     relay: str = "localhost:25"
     """HOST:PORT of the SMTP server `mailwarden reports send` hands reports to."""
-    from_address: str = ""
-    """The From (and MAIL FROM) of report mail; empty: dmarc-noreply@ the host name. When
+    from_address: str = field(default="", metadata={"key": "from"})
+    """`from`: the From (and MAIL FROM) of report mail; empty: dmarc-noreply@ the host name. When
     [dkim] signs for its domain, reports are signed with the same keys."""
     org_name: str = ""
-    """<org_name> in report metadata; empty: the domain of from_address."""
+    """<org_name> in report metadata; empty: the domain of `from`."""
     email: str = ""
-    """<email> in report metadata (where domain owners write to); empty: from_address."""
+    """<email> in report metadata (where domain owners write to); empty: `from`."""
     extra_contact_info: str = ""
     """<extra_contact_info> in report metadata (a URL or phone number), left out when empty."""
     receiver: str = ""
     """The receiver domain in report file names and Subjects (RFC 7489 section 7.2.1.1); empty:
-    the domain of from_address."""
+    the domain of `from`."""
     keep_days: int = 30
     """Recorded rows and the list of sent reports older than this are deleted by `reports send`."""
     failure_reports: bool = False
@@ -49,7 +49,7 @@ class ReportsSection:
         if not host or not port.isdigit():
             problems.append(("relay", f"must be HOST:PORT, got {self.relay!r}"))
         if self.from_address and "@" not in self.from_address:
-            problems.append(("from_address", f"not an address: {self.from_address!r}"))
+            problems.append(("from", f"not an address: {self.from_address!r}"))
         if self.keep_days < 1:
             problems.append(("keep_days", "must be at least 1"))
         if self.failure_reports and not self.store:

@@ -24,8 +24,9 @@ _MAX_CARRY = 1 << 16
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:
     """`name:value` (value as after the colon, folds included) in relaxed form, with CRLF."""
-    if b"\x0b" in value or b"\x0c" in value:
-        # bytes.split() would treat VT/FF as whitespace; RFC 6376 WSP is only SP and HTAB.
+    if b"\x0b" in value or b"\x0c" in value or b"\r" in value:
+        # bytes.split() would treat VT/FF and a bare CR as whitespace; RFC 6376 WSP is only SP
+        # and HTAB (folds reach us as LF: a CR is a bare one, kept as dkimpy keeps it).
         value = _WSP.sub(b" ", _FOLD.sub(b"", value)).strip(b" ")
     else:
         # One C call unfolds (a fold is CRLF + WSP), collapses WSP runs and trims both ends.

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from mailwarden.dkim.keys import KeyRecordError, PrivateKey, parse_key_record
+from mailwarden.errors import CommandFailed
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,11 +22,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Writes DIR/<domain>.<selector>.key (mode 0600) and prints the TXT record in "
         "zone-file syntax, also written to DIR/<domain>.<selector>.zone.",
     )
-    kg.add_argument("--domain", required=True)
-    kg.add_argument("--selector", required=True)
+    kg.add_argument("--domain", required=True, type=_dns_name("domain"))
+    kg.add_argument("--selector", required=True, type=_dns_name("selector"))
     kg.add_argument("--algorithm", choices=("rsa", "ed25519"), default="rsa")
-    kg.add_argument("--bits", type=int, default=2048, help="RSA key size (default 2048)")
-    kg.add_argument("--out", default=".", metavar="DIR", help="directory for the files (default .)")
+    kg.add_argument("--bits", type=_rsa_bits, default=2048,
+                    help=f"RSA key size, {RSA_BITS[0]} to {RSA_BITS[1]} (default 2048)")
+    kg.add_argument("--out", default=".", metavar="DIR",
+                    help="directory for the files (default .); created if its parent exists")
     kg.add_argument("--force", action="store_true", help="overwrite an existing key file")
     kg.set_defaults(func=cmd_keygen)
 
@@ -37,6 +42,37 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ck.set_defaults(func=cmd_check_keys)
 
 
+# Verifiers refuse keys under 1024 bits (RFC 8301); past 4096 bits the record no longer fits common
+# DNS setups, and generating the key takes minutes.
+RSA_BITS = (1024, 4096)
+# A DNS label of letters, digits and hyphens (RFC 6376 3.1 selectors, RFC 5321 domains).
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.I)
+
+
+def _rsa_bits(text: str) -> int:
+    try:
+        bits = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not RSA_BITS[0] <= bits <= RSA_BITS[1]:
+        raise argparse.ArgumentTypeError(f"RSA keys are {RSA_BITS[0]} to {RSA_BITS[1]} bits, not {bits}")
+    return bits
+
+
+def _dns_name(what: str) -> Callable[[str], str]:
+    """An argparse type: a domain name or selector of valid DNS labels, lower-cased."""
+
+    def check(text: str) -> str:
+        name = text.lower().removesuffix(".")
+        labels = name.split(".")
+        if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+            raise argparse.ArgumentTypeError(
+                f"{what} {text!r} is not a DNS name (labels of letters, digits and hyphens)")
+        return name
+
+    return check
+
+
 def txt_record(name: str, value: str) -> str:
     """`name IN TXT ( "..." "..." )` with character-strings of at most 255 bytes."""
     data = value.encode("ascii")
@@ -46,30 +82,32 @@ def txt_record(name: str, value: str) -> str:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    domain = args.domain.lower().rstrip(".")
+    domain, selector = args.domain, args.selector
+    out = Path(args.out)
+    try:
+        # Only the directory asked for, private (it holds keys); never its parents.
+        out.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise CommandFailed(f"keygen: --out {out}: cannot create: {exc.strerror}") from None
     if args.algorithm == "rsa":
-        if args.bits < 1024:
-            print("keygen: verifiers refuse RSA keys under 1024 bits (RFC 8301)", file=sys.stderr)
-            return 2
         if args.bits < 2048:
-            print("keygen: warning: RFC 8301 recommends at least 2048 bits", file=sys.stderr)
+            print("mailwarden: keygen: warning: RFC 8301 recommends at least 2048 bits", file=sys.stderr)
         key = PrivateKey(rsa.generate_private_key(public_exponent=65537, key_size=args.bits))
     else:
         key = PrivateKey(ed25519.Ed25519PrivateKey.generate())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{domain}.{args.selector}.key"
+    path = out / f"{domain}.{selector}.key"
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if args.force else os.O_EXCL)
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
-        print(f"keygen: {path} exists (use --force to overwrite)", file=sys.stderr)
-        return 1
+        raise CommandFailed(f"keygen: {path} exists (use --force to overwrite)") from None
+    except OSError as exc:
+        raise CommandFailed(f"keygen: {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)
         f.write(key.to_pem())
-    record = txt_record(f"{args.selector}._domainkey.{domain}", key.public_record())
-    (out / f"{domain}.{args.selector}.zone").write_text(record, encoding="ascii")
+    record = txt_record(f"{selector}._domainkey.{domain}", key.public_record())
+    (out / f"{domain}.{selector}.zone").write_text(record, encoding="ascii")
     print(f"; private key: {path} ({key.algorithm}, {key.bits} bits)")
     print(record, end="")
     return 0

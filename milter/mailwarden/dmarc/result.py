@@ -65,6 +65,7 @@ class Override(StrEnum):
     EXEMPT_SENDER_DOMAIN = "exempt_sender_domain"
     EXEMPT_RECIPIENT = "exempt_recipient"
     FROM_HEADER = "from_header"  # not exactly one From address: [dmarc] multi_from decided
+    ARC = "arc"  # a trusted sealer's ARC chain ([arc] trusted_sealers: mailwarden.arc.override)
 
     @property
     def report_type(self) -> str:
@@ -81,6 +82,7 @@ _REPORT_TYPE = {
     Override.EXEMPT_SENDER_DOMAIN: "local_policy",
     Override.EXEMPT_RECIPIENT: "local_policy",
     Override.FROM_HEADER: "local_policy",
+    Override.ARC: "local_policy",
 }
 
 

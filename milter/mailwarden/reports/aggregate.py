@@ -32,6 +32,7 @@ COMMENTS = {
     "exempt_sender_domain": "exempt sender domain",
     "exempt_recipient": "exempt recipient",
     "from_header": "not exactly one From address",
+    "arc": "arc",  # a trusted sealer's ARC chain passed ([arc] trusted_sealers)
 }
 
 

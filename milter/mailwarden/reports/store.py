@@ -17,6 +17,7 @@ import logging
 import os
 import pwd
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -291,9 +292,22 @@ def _sqlite(path: str) -> sqlite3.Connection:
         raise StoreError("sqlite:// needs a path: sqlite:///var/lib/mailwarden/reports.db")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level="DEFERRED", check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _wal(conn: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch to WAL. Several workers opening a new file at once may find it locked without
+    SQLite's busy handler being asked (a journal-mode change takes the lock outright): retry."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.02)
 
 
 def _postgres(url: str) -> Any:

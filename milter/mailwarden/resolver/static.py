@@ -23,6 +23,8 @@ import dns.zone
 from mailwarden.core.ports import DnsAnswer, Rcode, normalize_name
 from mailwarden.errors import ConfigError, DnsTempError
 
+# An SOA record, its parenthesized fields possibly over several lines.
+_SOA = re.compile(r"^[^;\n]*\sSOA\s[^(;\n]*(?:\([^)]*\))?[^\n]*", re.M | re.I)
 _FAULT = re.compile(r"^\s*;!\s*(TIMEOUT|SERVFAIL)\s+(\S+)(?:\s+(\S+))?\s*$", re.M)
 
 
@@ -52,10 +54,15 @@ class StaticZone:
 
     def add_text(self, text: str, source: str) -> None:
         try:
-            parsed = dns.zone.from_text(
-                text, origin=dns.name.root, relativize=False, check_origin=False
-            )
-        except dns.exception.DNSException as exc:
+            try:
+                parsed = _parse(text)
+            except ValueError as exc:
+                if "non-origin SOA" not in str(exc):
+                    raise
+                # dnspython keeps an SOA only at the zone's origin, which is the root here; the
+                # SOA of a real zone file ($ORIGIN example.com., @ SOA ...) answers nothing we ask.
+                parsed = _parse(_SOA.sub(lambda m: "\n" * m.group(0).count("\n"), text))
+        except (dns.exception.DNSException, ValueError) as exc:
             raise ConfigError([f"dns.zones: {source}: {exc}"]) from None
         for name, node in parsed.nodes.items():
             key = normalize_name(name.to_text())
@@ -88,3 +95,7 @@ class StaticZone:
 
     def txt(self, name: str) -> list[bytes]:
         return [r for r in self.query(name, "TXT").records if isinstance(r, bytes)]
+
+
+def _parse(text: str) -> dns.zone.Zone:
+    return dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)

@@ -84,15 +84,19 @@ def run_check(args: argparse.Namespace) -> int:
         cfg = config_mod.load(args.config)
         dirs = rule_dirs(cfg.rules, default_rules_dir())
     tables = check_paths(args.paths, dirs)
-    errors = 0
-    rules = 0
+    errors = warnings = rules = 0
     for t in tables:
         rules += len(t.rules)
-        for p in t.problems:
+        for p in sorted(t.problems, key=lambda p: p.line):
             if p.skipped:
                 errors += 1
                 print(str(p))
             else:
-                print(f"{p.path}:{p.line}:{p.column}: warning: {p.reason}")
-    print(f"{len(tables)} table(s), {rules} rule(s), {errors} error(s)", file=sys.stderr)
-    return 1 if errors else 0
+                warnings += 1
+                hint = f" ({p.hint})" if p.hint else ""
+                print(f"{p.path}:{p.line}:{p.column}: warning: {p.reason}{hint}")
+    summary = f"{len(tables)} table(s), {rules} rule(s), {errors} error(s), {warnings} warning(s)"
+    print(summary, file=sys.stderr)
+    # Exit 1 for a warning too: each one is a rule that does not do what it says (Postfix's own
+    # warnings, and rules that can never act in the milter).
+    return 1 if errors or warnings else 0

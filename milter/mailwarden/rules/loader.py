@@ -32,6 +32,11 @@ def load_table(path: str | Path, kind: Kind | None = None) -> ParsedTable:
         return table
     table = parse_table(name, data, kind, compile_pattern)
     for rule in table.rules:
+        for pattern, code in ((rule.pattern, rule.code), (rule.second, rule.code2)):
+            if pattern is None or code is None:
+                continue
+            for offset, text in code.warnings:
+                table.problems.append(Problem(name, rule.line, pattern.column + offset, text, skipped=False))
         literal = rule.replacement.literal if rule.replacement is not None else None
         warning = load_warnings(literal) if literal is not None else None
         if warning is not None:

@@ -21,9 +21,11 @@ from typing import Any
 
 import regex
 
+from mailwarden.rules.pcre import translate_pcre
+from mailwarden.rules.posix import translate_posix
 from mailwarden.rules.replace import Replacement
-from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern
-from mailwarden.rules.translate import PatternError, Translated, Unsupported, translate_pcre, translate_posix
+from mailwarden.rules.table import CompileError, Kind, Op, ParsedTable, Pattern, RuleSpec
+from mailwarden.rules.translate import PatternError, Translated, Unsupported
 
 LOG = logging.getLogger("mailwarden.rules")
 GRAM = 3
@@ -85,6 +87,8 @@ class Code:
     regex: Any
     anchored: bool
     literals: tuple[bytes, ...]
+    warnings: tuple[tuple[int, str], ...] = ()
+    """(offset in the pattern, text) for `rules check`: see Translated.warnings."""
 
 
 def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
@@ -108,7 +112,7 @@ def compile_pattern(kind: Kind, pattern: Pattern, max_sub: int) -> Code:
     if max_sub > compiled.groups:
         raise CompileError(f'out of range replacement index "{max_sub}": skipping this rule')
     literals = () if pattern.negate else required_literals(tr)
-    return Code(compiled, tr.anchored, literals)
+    return Code(compiled, tr.anchored, literals, tr.warnings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,18 +155,7 @@ class Matcher:
     ) -> None:
         self.timeout = timeout
         rules: list[Rule] = []
-        raw: list[tuple[Any, ...]] = []
-        for table in tables:
-            stack: list[int] = []
-            for spec in table.rules:
-                if spec.op is Op.ENDIF:
-                    stack.pop()
-                    continue
-                assert spec.pattern is not None
-                idx = len(raw)
-                raw.append((table.path, spec, tuple(stack)))
-                if spec.op is Op.IF:
-                    stack.append(idx)
+        raw = _flatten(tables)
         counts: dict[bytes, int] = {}
         for _, spec, _ in raw:
             for g in {lit[i : i + GRAM] for lit in spec.code.literals for i in range(len(lit) - GRAM + 1)}:
@@ -170,13 +163,7 @@ class Matcher:
         index: dict[bytes, list[int]] = {}
         always: list[int] = []
         for idx, (path, spec, scope) in enumerate(raw):
-            best: tuple[int, bytes, bytes] | None = None
-            for lit in spec.code.literals:
-                for i in range(len(lit) - GRAM + 1):
-                    g = lit[i : i + GRAM]
-                    cand = (counts[g], g, lit)
-                    if best is None or cand[0] < best[0]:
-                        best = cand
+            best = _rarest_gram(spec.code.literals, counts)
             guard = b""
             if best is not None:
                 index.setdefault(best[1], []).append(idx)
@@ -190,7 +177,7 @@ class Matcher:
                     spec.op,
                     path,
                     spec.line,
-                    spec.pattern.negate,
+                    spec.pattern is not None and spec.pattern.negate,
                     spec.code,
                     spec.code2,
                     second.negate if second is not None else False,
@@ -314,78 +301,107 @@ class Matcher:
             return None
 
 
+def _flatten(tables: Sequence[ParsedTable]) -> list[tuple[str, RuleSpec, tuple[int, ...]]]:
+    """(path, rule, indices of the IFs around it) for every match rule and IF, in table order."""
+    raw: list[tuple[str, RuleSpec, tuple[int, ...]]] = []
+    for table in tables:
+        stack: list[int] = []
+        for spec in table.rules:
+            if spec.op is Op.ENDIF:
+                stack.pop()
+                continue
+            assert spec.pattern is not None
+            raw.append((table.path, spec, tuple(stack)))
+            if spec.op is Op.IF:
+                stack.append(len(raw) - 1)
+    return raw
+
+
+def _rarest_gram(literals: tuple[bytes, ...], counts: dict[bytes, int]) -> tuple[int, bytes, bytes] | None:
+    """(count, gram, literal) of the rarest 3-byte piece of the rule's literals, if it has one."""
+    best: tuple[int, bytes, bytes] | None = None
+    for lit in literals:
+        for i in range(len(lit) - GRAM + 1):
+            g = lit[i : i + GRAM]
+            if best is None or counts[g] < best[0]:
+                best = (counts[g], g, lit)
+    return best
+
+
 def required_literals(tr: Translated) -> tuple[bytes, ...]:
     """Runs of bytes every match must contain (lowercased), from a translated pattern; () if unsure."""
     if not tr.literal_safe:
         return ()
-    p = tr.pattern
-    runs: list[bytes] = []
-    cur = bytearray()
-    last_literal = False
-    i, n = 0, len(p)
+    runs = _Literals(tr.pattern).runs()
+    return tuple(r for r in runs if len(r) >= GRAM) if runs is not None else ()
 
-    def flush() -> None:
-        if cur:
-            runs.append(bytes(cur).lower())
-            cur.clear()
 
-    while i < n:
-        c = p[i]
-        if c == 0x5C:
-            e = p[i + 1] if i + 1 < n else 0
-            if e and not (48 <= e <= 57 or 65 <= e <= 90 or 97 <= e <= 122):
-                cur.append(e)
-                last_literal = True
-                i += 2
-                continue
-            flush()
-            last_literal = False
-            i += 4 if e == 0x78 else 2
-            continue
-        if c == 0x5B:
-            flush()
-            last_literal = False
-            i = _skip_class(p, i)
-            continue
-        if c == 0x28:
-            flush()
-            last_literal = False
-            i = _skip_group(p, i)
-            if i < 0:
-                return ()
-            continue
-        if c == 0x7C:
-            return ()
-        if c in b"*?{":
-            if c == 0x7B and regex.match(rb"\{[1-9]", p[i:]) is not None:
-                flush()
-            elif last_literal and cur:
-                cur.pop()
-                flush()
-            else:
-                flush()
-            last_literal = False
-            if c == 0x7B:
-                close = p.find(b"}", i)
-                i = n if close < 0 else close + 1
-            else:
+class _Literals:
+    """One pass over a translated pattern, collecting the literal runs outside groups and classes."""
+
+    def __init__(self, p: bytes) -> None:
+        self.p = p
+        self.found: list[bytes] = []
+        self.cur = bytearray()
+        self.last_literal = False
+
+    def flush(self) -> None:
+        if self.cur:
+            self.found.append(bytes(self.cur).lower())
+            self.cur.clear()
+        self.last_literal = False
+
+    def literal(self, c: int) -> None:
+        self.cur.append(c)
+        self.last_literal = True
+
+    def runs(self) -> list[bytes] | None:
+        """The runs, or None when the pattern has a top-level alternation (or cannot be read)."""
+        p, i = self.p, 0
+        while i < len(p):
+            c = p[i]
+            if c == 0x7C:
+                return None
+            if c == 0x5C:
+                i = self.escape(i)
+            elif c == 0x5B:
+                self.flush()
+                i = _skip_class(p, i)
+            elif c == 0x28:
+                self.flush()
+                i = _skip_group(p, i)
+                if i < 0:
+                    return None
+            elif c in b"*?{":
+                i = self.quantifier(i)
+            elif c in b"+.^$":
+                self.flush()
                 i += 1
-            continue
-        if c == 0x2B:
-            flush()
-            last_literal = False
-            i += 1
-            continue
-        if c in b".^$":
-            flush()
-            last_literal = False
-            i += 1
-            continue
-        cur.append(c)
-        last_literal = True
-        i += 1
-    flush()
-    return tuple(r for r in runs if len(r) >= GRAM)
+            else:
+                self.literal(c)
+                i += 1
+        self.flush()
+        return self.found
+
+    def escape(self, i: int) -> int:
+        e = self.p[i + 1] if i + 1 < len(self.p) else 0
+        if e and not (48 <= e <= 57 or 65 <= e <= 90 or 97 <= e <= 122):
+            self.literal(e)
+            return i + 2
+        self.flush()
+        return i + (4 if e == 0x78 else 2)
+
+    def quantifier(self, i: int) -> int:
+        """A quantifier that may repeat zero times takes the previous byte out of the run."""
+        p = self.p
+        at_least_once = p[i] == 0x7B and regex.match(rb"\{[1-9]", p[i:]) is not None
+        if not at_least_once and self.last_literal and self.cur:
+            self.cur.pop()
+        self.flush()
+        if p[i] != 0x7B:
+            return i + 1
+        close = p.find(b"}", i)
+        return len(p) if close < 0 else close + 1
 
 
 def _skip_class(p: bytes, i: int) -> int:

@@ -65,81 +65,101 @@ def is_header_line(line: bytes) -> bool:
 def walk(
     top_content_type: bytes | None, lines: Iterable[bytes], size_limit: int, line_limit: int
 ) -> Iterator[Item]:
-    BODY, PART, NESTED = 0, 1, 2
-    boundaries: list[bytes] = []
-    state = BODY
-    ctype, boundary = content_type(top_content_type) if top_content_type is not None else ("text/plain", None)
-    if ctype.startswith("multipart/") and boundary:
-        boundaries.append(boundary)
-    elif ctype == "message/rfc822":
-        state = NESTED
-    headers: list[bytes] = []
-    part_type: bytes | None = None
-    used = 0
+    return _Walker(top_content_type, size_limit, line_limit).run(lines)
 
-    def flush() -> Iterator[Item]:
-        nonlocal part_type
-        for text in headers:
+
+BODY, PART, NESTED = 0, 1, 2
+
+
+class _Walker:
+    """mime_state's walk over the body: in a part's or nested message's headers, or in a body."""
+
+    def __init__(self, top_content_type: bytes | None, size_limit: int, line_limit: int) -> None:
+        self.size_limit = size_limit
+        self.line_limit = line_limit
+        self.boundaries: list[bytes] = []
+        self.state = BODY
+        top = top_content_type
+        ctype, boundary = content_type(top) if top is not None else ("text/plain", None)
+        if ctype.startswith("multipart/") and boundary:
+            self.boundaries.append(boundary)
+        elif ctype == "message/rfc822":
+            self.state = NESTED
+        self.headers: list[bytes] = []
+        self.part_type: bytes | None = None
+        self.used = 0
+        """Bytes of the current part given to body_checks so far."""
+
+    def run(self, lines: Iterable[bytes]) -> Iterator[Item]:
+        for line in lines:
+            if self.state != BODY:
+                if self.header_line(line):
+                    continue
+                yield from self.end_headers()
+                if line == b"":
+                    continue
+            if self.boundaries and line.startswith(b"--") and self.boundary(line):
+                yield Item("body_checks", line, "body")
+                continue
+            if self.used >= self.size_limit:
+                if not self.boundaries:
+                    break  # no part can follow: the rest of the body is never checked
+                continue
+            yield from self.body_line(line)
+        if self.state != BODY and self.headers:
+            yield from self.flush()
+
+    def header_line(self, line: bytes) -> bool:
+        """Take a header or continuation line of the headers being read; False if it is not one."""
+        if self.headers and line[:1] in (b" ", b"\t"):
+            self.headers[-1] += b"\n" + line
+            return True
+        if is_header_line(line):
+            self.headers.append(line)
+            return True
+        return False
+
+    def end_headers(self) -> Iterator[Item]:
+        yield from self.flush()
+        t, b = content_type(self.part_type) if self.part_type is not None else ("text/plain", None)
+        self.part_type = None
+        self.state = BODY
+        if t.startswith("multipart/") and b:
+            self.boundaries.append(b)
+        elif t == "message/rfc822":
+            self.state = NESTED
+        self.used = 0
+
+    def flush(self) -> Iterator[Item]:
+        for text in self.headers:
             name = text.split(b":", 1)[0].strip().decode("ascii", "replace").lower()
             if name == "content-type":
-                part_type = text.split(b":", 1)[1]
-            if state == PART or name in MIME_HEADERS:
+                self.part_type = text.split(b":", 1)[1]
+            if self.state == PART or name in MIME_HEADERS:
                 yield Item("mime_header_checks", text, "header")
             else:
                 yield Item("nested_header_checks", text, "header")
-        headers.clear()
+        self.headers.clear()
 
-    def after_headers() -> int:
-        nonlocal part_type
-        t, b = content_type(part_type) if part_type is not None else ("text/plain", None)
-        part_type = None
-        if t.startswith("multipart/") and b:
-            boundaries.append(b)
-            return BODY
-        if t == "message/rfc822":
-            return NESTED
-        return BODY
+    def boundary(self, line: bytes) -> bool:
+        """Whether `line` is a boundary of an enclosing multipart (innermost first); enter its part."""
+        for depth in range(len(self.boundaries) - 1, -1, -1):
+            bnd = self.boundaries[depth]
+            if line[2:].startswith(bnd):
+                del self.boundaries[depth + 1 :]
+                if line[2 + len(bnd) :].startswith(b"--"):
+                    self.boundaries.pop()
+                    self.state = BODY
+                else:
+                    self.state = PART
+                self.used = 0
+                return True
+        return False
 
-    for line in lines:
-        if state != BODY:
-            if headers and line[:1] in (b" ", b"\t"):
-                headers[-1] += b"\n" + line
-                continue
-            if is_header_line(line):
-                headers.append(line)
-                continue
-            yield from flush()
-            state = after_headers()
-            used = 0
-            if line == b"":
-                continue
-        if line.startswith(b"--") and boundaries:
-            for depth in range(len(boundaries) - 1, -1, -1):
-                bnd = boundaries[depth]
-                if line[2:].startswith(bnd):
-                    tail = line[2 + len(bnd) :]
-                    del boundaries[depth + 1 :]
-                    if tail.startswith(b"--"):
-                        boundaries.pop()
-                        state = BODY
-                    else:
-                        state = PART
-                    used = 0
-                    yield Item("body_checks", line, "body")
-                    break
-            else:
-                depth = -1
-            if depth >= 0:
-                continue
-        if used >= size_limit:
-            if not boundaries:
-                break  # no part can follow: the rest of the body is never checked
-            continue
-        used += len(line) + 1
-        if len(line) <= line_limit:
+    def body_line(self, line: bytes) -> Iterator[Item]:
+        self.used += len(line) + 1
+        if len(line) <= self.line_limit:
             yield Item("body_checks", line, "body")
-        else:
-            for i in range(0, len(line), line_limit):
-                yield Item("body_checks", line[i : i + line_limit], "body")
-    if state != BODY and headers:
-        yield from flush()
+            return
+        for i in range(0, len(line), self.line_limit):
+            yield Item("body_checks", line[i : i + self.line_limit], "body")

@@ -48,64 +48,51 @@ def prescan(text: bytes) -> Replacement:
     first_bad = -1
     buf = bytearray()
     i, n = 0, len(text)
-    max_sub = 0
     while i < n:
-        c = text[i]
-        if c != 0x24:
-            buf.append(c)
-            i += 1
-            continue
-        if i + 1 < n and text[i + 1] == 0x24:
-            buf.append(c)
-            i += 2
+        if text[i] != 0x24 or text[i + 1 : i + 2] == b"$":
+            buf.append(text[i])
+            i += 2 if text[i] == 0x24 else 1
             continue
         start = i
         if buf:
             parts.append(bytes(buf))
             buf.clear()
-        i += 1
-        if i < n and text[i] in (0x28, 0x7B):
-            open_c = text[i]
-            close_c = 0x29 if open_c == 0x28 else 0x7D
-            level = 1
-            i += 1
-            j = i
-            while level > 0:
-                if j >= n:
-                    shown = text.decode("utf-8", "replace")
-                    reasons.append(f'truncated macro reference: "{shown}"')
-                    raise ReplacementError(reasons, start if first_bad < 0 else first_bad)
-                if text[j] == open_c:
-                    level += 1
-                if text[j] == close_c:
-                    level -= 1
-                j += 1
-            name = text[i : j - 1]
-            i = j
-        else:
-            j = i
-            while j < n and _word(text[j]):
-                j += 1
-            name = text[i:j]
-            i = j
-        if not name:
+        name, i = _macro_name(text, i + 1)
+        if name is None or not name:
             shown = text.decode("utf-8", "replace")
-            reasons.append(f'empty macro name: "{shown}"')
+            what = "truncated macro reference" if name is None else "empty macro name"
+            reasons.append(f'{what}: "{shown}"')
             raise ReplacementError(reasons, start if first_bad < 0 else first_bad)
         shown_name = name.decode("utf-8", "replace")
-        if not name.isdigit():
-            reasons.append(f'non-numeric replacement index "{shown_name}"')
+        if not name.isdigit() or int(name) < 1:
+            kind = "non-numeric" if not name.isdigit() else "out of range"
+            reasons.append(f'{kind} replacement index "{shown_name}"')
             first_bad = start if first_bad < 0 else first_bad
             continue
-        number = int(name)
-        if number < 1:
-            reasons.append(f'out of range replacement index "{shown_name}"')
-            first_bad = start if first_bad < 0 else first_bad
-            continue
-        max_sub = max(max_sub, number)
-        parts.append(number)
+        parts.append(int(name))
     if buf:
         parts.append(bytes(buf))
     if reasons:
         raise ReplacementError(reasons, first_bad)
-    return Replacement(tuple(parts), max_sub)
+    return Replacement(tuple(parts), max((p for p in parts if isinstance(p, int)), default=0))
+
+
+def _macro_name(text: bytes, i: int) -> tuple[bytes | None, int]:
+    """The name after a `$` at text[i - 1] ($name, ${name} or $(name)) and the offset after it;
+    None if a bracket is never closed."""
+    n = len(text)
+    if i < n and text[i] in (0x28, 0x7B):
+        open_c = text[i]
+        close_c = 0x29 if open_c == 0x28 else 0x7D
+        level = 1
+        j = i + 1
+        while level > 0:
+            if j >= n:
+                return None, n
+            level += (text[j] == open_c) - (text[j] == close_c)
+            j += 1
+        return text[i + 1 : j - 1], j
+    j = i
+    while j < n and _word(text[j]):
+        j += 1
+    return text[i:j], j

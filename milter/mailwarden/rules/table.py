@@ -40,9 +40,12 @@ class Problem:
     column: int
     reason: str
     skipped: bool = True
+    hint: str = ""
+    """What `rules check` adds to Postfix's text, e.g. which rule a warning means is lost."""
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.reason}"
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.path}:{self.line}:{self.column}: {self.reason}{hint}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,46 +100,62 @@ def kind_for(path: str) -> Kind | None:
     return None
 
 
-def logical_lines(data: bytes) -> Iterator[tuple[int, bytes] | tuple[int, None]]:
-    """(first line number, logical line) as readllines() builds them.
+@dataclass(frozen=True, slots=True)
+class LogicalLine:
+    line: int
+    """The number of its first physical line."""
+    text: bytes | None
+    """None: the line starts with whitespace (Postfix warns and drops it)."""
+    joined: tuple[tuple[int, int], ...] = ()
+    """(offset in text, physical line number) of each continuation line appended to it."""
+
+    def line_at(self, offset: int) -> int:
+        """The physical line that the byte at `offset` of the text came from."""
+        return max((n for at, n in self.joined if at <= offset), default=self.line)
+
+
+def logical_lines(data: bytes) -> Iterator[LogicalLine]:
+    """Logical lines as readllines() builds them.
 
     Continuation lines (leading whitespace) are appended as they are, whitespace included; comment
-    and blank lines are dropped without ending a logical line. A logical line that itself starts
-    with whitespace is yielded as (line, None): Postfix warns and drops it.
+    and blank lines are dropped without ending a logical line.
     """
     physical = data.split(b"\n")
     if physical and physical[-1] == b"":
         physical.pop()
     buf: bytes | None = None
     first = 0
+    joined: list[tuple[int, int]] = []
     for number, line in enumerate(physical, 1):
         stripped = line.lstrip(_SPACE)
         if not stripped or stripped.startswith(b"#"):
             continue
         if line[:1] in (b" ", b"\t", b"\v", b"\f", b"\r") and buf is not None:
+            joined.append((len(buf) + len(line) - len(stripped), number))
             buf += line
             continue
         if buf is not None:
-            yield _finish(first, buf)
-        buf, first = line, number
+            yield _finish(first, buf, joined)
+        buf, first, joined = line, number, []
     if buf is not None:
-        yield _finish(first, buf)
+        yield _finish(first, buf, joined)
 
 
-def _finish(first: int, buf: bytes) -> tuple[int, bytes] | tuple[int, None]:
+def _finish(first: int, buf: bytes, joined: list[tuple[int, int]]) -> LogicalLine:
     if buf[:1] in (b" ", b"\t", b"\v", b"\f", b"\r"):
-        return first, None
-    return first, buf.rstrip(_SPACE)
+        return LogicalLine(first, None)
+    return LogicalLine(first, buf.rstrip(_SPACE), tuple(joined))
 
 
 def parse_table(path: str, data: bytes, kind: Kind, compiler: Compiler) -> ParsedTable:
     table = ParsedTable(path, kind)
     nesting = 0
-    for line, text in logical_lines(data):
-        if text is None:
-            table.problems.append(Problem(path, line, 1, "logical line must not start with whitespace"))
+    for logical in logical_lines(data):
+        if logical.text is None:
+            reason = "logical line must not start with whitespace"
+            table.problems.append(Problem(path, logical.line, 1, reason))
             continue
-        parser = _RuleParser(table, line, text, compiler)
+        parser = _RuleParser(table, logical, compiler)
         rule = parser.parse(nesting)
         if rule is None:
             continue
@@ -146,19 +165,15 @@ def parse_table(path: str, data: bytes, kind: Kind, compiler: Compiler) -> Parse
             nesting -= 1
         table.rules.append(rule)
     if nesting:
-        if kind is Kind.PCRE:
-            open_ifs = [r for r in table.rules if r.op is not Op.MATCH]
-            stack: list[RuleSpec] = []
-            for r in open_ifs:
-                if r.op is Op.IF:
-                    stack.append(r)
-                else:
-                    stack.pop()
-            for r in reversed(stack):
-                table.problems.append(Problem(path, r.line, 1, "IF has no matching ENDIF", skipped=False))
-        else:
-            last = max((r.line for r in table.rules), default=0)
-            table.problems.append(Problem(path, last, 1, "more IFs than ENDIFs", skipped=False))
+        stack: list[RuleSpec] = []
+        for r in table.rules:
+            if r.op is Op.IF:
+                stack.append(r)
+            elif r.op is Op.ENDIF:
+                stack.pop()
+        for r in reversed(stack):
+            hint = "every rule after it, to the end of the table, depends on it"
+            table.problems.append(Problem(path, r.line, 1, "IF has no matching ENDIF", False, hint))
     return table
 
 
@@ -167,16 +182,18 @@ def _isalnum(b: int) -> bool:
 
 
 class _RuleParser:
-    def __init__(self, table: ParsedTable, line: int, text: bytes, compiler: Compiler) -> None:
+    def __init__(self, table: ParsedTable, logical: LogicalLine, compiler: Compiler) -> None:
         self.table = table
         self.compiler = compiler
-        self.line = line
-        self.text = text
+        self.logical = logical
+        self.line = logical.line
+        assert logical.text is not None
+        self.text = logical.text
         self.pos = 0
 
-    def problem(self, reason: str, column: int | None = None, skipped: bool = True) -> None:
+    def problem(self, reason: str, column: int | None = None, skipped: bool = True, hint: str = "") -> None:
         col = self.pos + 1 if column is None else column
-        self.table.problems.append(Problem(self.table.path, self.line, col, reason, skipped))
+        self.table.problems.append(Problem(self.table.path, self.line, col, reason, skipped, hint))
 
     def skip_space(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos] in _SPACE:
@@ -187,19 +204,7 @@ class _RuleParser:
         if not _isalnum(text[0]):
             return self.parse_match()
         if text[:2].lower() == b"if" and (len(text) == 2 or not _isalnum(text[2])):
-            self.pos = 2
-            self.skip_space()
-            pattern = self.get_pattern()
-            if pattern is None:
-                return None
-            self.skip_space()
-            if self.pos < len(text):
-                extra = text[self.pos :].decode("utf-8", "replace")
-                self.problem(f'ignoring extra text after IF statement: "{extra}"', skipped=False)
-            code = self.compile(pattern, 0)
-            if code is None:
-                return None
-            return RuleSpec(Op.IF, self.line, pattern, code=code)
+            return self.parse_if()
         if text[:5].lower() == b"endif" and (len(text) == 5 or not _isalnum(text[5])):
             if nesting == 0:
                 self.problem("ignoring ENDIF without matching IF", 1)
@@ -211,6 +216,29 @@ class _RuleParser:
             return RuleSpec(Op.ENDIF, self.line)
         self.problem("ignoring unrecognized request", 1)
         return None
+
+    def parse_if(self) -> RuleSpec | None:
+        text = self.text
+        self.pos = 2
+        self.skip_space()
+        pattern = self.get_pattern()
+        if pattern is None:
+            return None
+        self.skip_space()
+        if self.pos < len(text):
+            extra = text[self.pos :].decode("utf-8", "replace")
+            self.problem(f'ignoring extra text after IF statement: "{extra}"', skipped=False)
+            # Postfix's guess at the cause, which is right when the text came from a
+            # continuation line: an indented rule below the IF, which is then lost.
+            lost = self.logical.line_at(self.pos)
+            hint = f"the rule on line {lost} is indented, joined to this IF, and lost"
+            hint = "" if lost == self.line else hint
+            reason = "do not prepend whitespace to statements between IF and ENDIF"
+            self.problem(reason, 1, skipped=False, hint=hint)
+        code = self.compile(pattern, 0)
+        if code is None:
+            return None
+        return RuleSpec(Op.IF, self.line, pattern, code=code)
 
     def parse_match(self) -> RuleSpec | None:
         pattern = self.get_pattern()
@@ -224,12 +252,7 @@ class _RuleParser:
         self.skip_space()
         result = self.text[self.pos :]
         if not result:
-            reason = (
-                "no replacement text: using empty string"
-                if self.table.kind is Kind.PCRE
-                else "using empty replacement string"
-            )
-            self.problem(reason, skipped=False)
+            self.problem("no replacement text: using empty string", skipped=False)
         try:
             replacement = prescan(result)
         except ReplacementError as exc:
@@ -258,17 +281,8 @@ class _RuleParser:
             return None
 
     def get_pattern(self) -> Pattern | None:
+        negate = self.negation()
         text, n = self.text, len(self.text)
-        negate = False
-        if self.table.kind is Kind.PCRE:
-            while self.pos < n and (text[self.pos] == 0x21 or text[self.pos] in _SPACE):
-                negate ^= text[self.pos] == 0x21
-                self.pos += 1
-        else:
-            while self.pos < n and text[self.pos] == 0x21:
-                negate = not negate
-                self.pos += 1
-            self.skip_space()
         if self.pos >= n:
             self.problem("no regexp: skipping this rule")
             return None
@@ -276,22 +290,39 @@ class _RuleParser:
         self.pos += 1
         start = self.pos
         while self.pos < n:
-            c = text[self.pos]
-            if c == 0x5C:
-                if self.pos + 1 >= n:
-                    self.pos = n
-                    break
-                self.pos += 2
-                continue
-            if c == delim:
+            if text[self.pos] == 0x5C:  # an escaped character, the delimiter too
+                self.pos = n if self.pos + 1 >= n else self.pos + 2
+            elif text[self.pos] == delim:
                 break
-            self.pos += 1
+            else:
+                self.pos += 1
         if self.pos >= n:
             verb = "ignoring" if self.table.kind is Kind.PCRE else "skipping"
             self.problem(f'no closing regexp delimiter "{chr(delim)}": {verb} this rule', start)
             return None
         source = text[start : self.pos]
         self.pos += 1
+        flags = self.flags()
+        return None if flags is None else Pattern(source, flags, negate, start + 1)
+
+    def negation(self) -> bool:
+        """The `!`s before a pattern (pcre: with blanks between them, as dict_pcre.c reads them)."""
+        text, n = self.text, len(self.text)
+        negate = False
+        if self.table.kind is Kind.PCRE:
+            while self.pos < n and (text[self.pos] == 0x21 or text[self.pos] in _SPACE):
+                negate ^= text[self.pos] == 0x21
+                self.pos += 1
+            return negate
+        while self.pos < n and text[self.pos] == 0x21:
+            negate = not negate
+            self.pos += 1
+        self.skip_space()
+        return negate
+
+    def flags(self) -> str | None:
+        """The flags after the closing delimiter, or None (with the problem) for an unknown one."""
+        text, n = self.text, len(self.text)
         flag_start = self.pos
         allowed = PCRE_FLAGS if self.table.kind is Kind.PCRE else REGEXP_FLAGS
         while self.pos < n and text[self.pos] not in _SPACE:
@@ -304,5 +335,4 @@ class _RuleParser:
             if flag == "X":
                 self.problem(f'ignoring obsolete regexp option "{flag}"', skipped=False)
             self.pos += 1
-        flags = text[flag_start : self.pos].decode("ascii")
-        return Pattern(source, flags, negate, start + 1)
+        return text[flag_start : self.pos].decode("ascii")

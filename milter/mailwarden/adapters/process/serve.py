@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 
+from mailwarden import metrics
 from mailwarden.adapters.process import privileges, sockets
 from mailwarden.adapters.process.balance import Balance
 from mailwarden.adapters.process.supervise import Supervisor
@@ -36,6 +37,8 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
     identity = privileges.resolve(config.user if user is None else user,
                                   config.group if group is None else group)
     sockets.refuse_if_served(socket_spec)
+    if identity is not None:
+        metrics.grant(identity.uid, identity.gid)  # the workers write their metrics as that user
     sock = sockets.SocketFile(socket_spec, int(config.socket_mode, 8), config.socket_group)
     sock.prepare()
     tally = Tally()
@@ -54,7 +57,7 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
     supervisor = Supervisor(
         count, lambda seat, slot, ready: run_worker(setup, seat, slot, ready), config.stop_grace,
         vacate=balance.vacate if balance is not None else (lambda slot: None),
-        reload=(lambda: _reload(holder, load)) if load is not None else (lambda: False),
+        reload=(lambda: metrics.reloaded(_reload(holder, load))) if load is not None else (lambda: False),
         stopping_hook=stopping,
     )
     LOG.info("listening on %s%s", socket_spec, f"; workers run as {identity.user}" if identity else "")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailwarden import metrics
 from mailwarden.adapters.process.privileges import die_with
 
 LOG = logging.getLogger("mailwarden.workers")
@@ -198,6 +199,7 @@ class Supervisor:
                     LOG.warning("worker %d %s while stopping", pid, _describe(status))
                 continue
             LOG.error("worker %d %s; starting another", pid, _describe(status))
+            metrics.worker_restarted()
             delay = RESTART_DELAY if time.monotonic() - worker.started < RESTART_DELAY else 0.0
             self._restart_at.append((time.monotonic() + delay, worker.seat))
 
@@ -222,6 +224,7 @@ def _worker_started(worker: Worker) -> None:
 def _worker_exited(worker: Worker, status: int) -> None:
     """The place for supervisor-side bookkeeping of a worker gone (metrics, say)."""
     LOG.debug("worker %d (pid %d) %s", worker.seat, worker.pid, _describe(status))
+    metrics.worker_gone(worker.pid)
 
 
 def _describe(status: int) -> str:
