@@ -88,8 +88,10 @@ def mailwarden(tmp: Path, config: str, name: str = "mailwarden", zone: Path | No
     sock = tmp / f"{name}.sock"
     conf = tmp / f"{name}.toml"
     conf.write_text(config)
+    # --user root: workers dropped to user mailwarden cannot read the bench's private directory,
+    # where the rule packs' reload check looks every 5 s (and fails the message: a tempfail).
     cmd = [str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket", f"unix:{sock}",
-           "--config", str(conf), *(["--zone", str(zone)] if zone else [])]
+           "--config", str(conf), "--user", "root", *(["--zone", str(zone)] if zone else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_socket(sock, proc, "mailwarden serve")
     return Milter("mailwarden", proc, f"unix:{sock}")

@@ -37,7 +37,7 @@ def serve(tmp: Path, name: str, spec: str) -> subprocess.Popen[bytes]:
     conf = tmp / "mw.toml"
     conf.write_text('[milter]\nlog_level = "warning"\n')
     cmd = [str(Path(sys.executable).parent / "mailwarden"), "serve", "--socket", spec, "--config", str(conf),
-           "--zone", str(zone)]
+           "--zone", str(zone), "--user", "root"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
