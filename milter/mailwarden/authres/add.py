@@ -7,6 +7,7 @@ RFC 8601 section 5 wants it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from authres.core import (
@@ -117,7 +118,8 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
         f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.value)) if v
     )
     clause = DMARCAuthenticationResult(
-        result=dmarc.result.value, result_comment=comment or None, header_from=dmarc.domain or None
+        result=dmarc.result.value, result_comment=comment or None,
+        header_from=_printable(dmarc.domain) or None,
     )
     if dmarc.policy:
         clause.policy = dmarc.policy.value
@@ -128,7 +130,14 @@ def dmarc_clause(dmarc: DmarcResult) -> AuthenticationResult:
 
 def _printable(text: str, keep_space: bool = False) -> str:
     # Values come from the client or the signer: keep the header printable ASCII, no line breaks.
-    if text.isascii() and text.isprintable() and (keep_space or " " not in text):
-        return text
-    low = 0x20 if keep_space else 0x21
-    return "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
+    if not (text.isascii() and text.isprintable() and (keep_space or " " not in text)):
+        low = 0x20 if keep_space else 0x21
+        text = "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
+    # authres writes any value with "@" unquoted (for addresses): quote one that needs it, or
+    # a quote or semicolon in it would end or add results for every reader of the header.
+    if "@" in text and not _ADDRESS.fullmatch(text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+")

@@ -55,7 +55,9 @@ def authserv_id(value: str) -> str | None:
 
 
 _RESINFO = re.compile(r"^\s*([a-z0-9_-]+)\s*(?:/\s*\d+\s*)?=\s*([a-z0-9_-]+)(.*)$", re.I | re.S)
-_PROP = re.compile(r"([a-z0-9_-]+)\.([a-z0-9_.-]+)\s*=\s*(\"(?:[^\"\\]|\\.)*\"|[^\s;]+)", re.I)
+# A quoted string (a reason=) is matched whole, so no property is read out of its inside.
+_QUOTED = r"\"(?:[^\"\\]|\\.)*\""
+_PROP = re.compile(rf"{_QUOTED}|([a-z0-9_-]+)\.([a-z0-9_.-]+)\s*=\s*({_QUOTED}|[^\s;]+)", re.I)
 
 
 def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -66,7 +68,7 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
         m = _RESINFO.match(part)
         if not m:
             continue
-        props = {f"{p.lower()}.{n.lower()}": v.strip('"') for p, n, v in _PROP.findall(m.group(3))}
+        props = {f"{p.lower()}.{n.lower()}": v.strip('"') for p, n, v in _PROP.findall(m.group(3)) if p}
         found.append((m.group(1).lower(), m.group(2).lower(), props))
     return found
 
@@ -75,9 +77,14 @@ def split_outside(text: str, sep: str) -> list[str]:
     """`text` split at each `sep` that stands outside quoted strings and (comments)."""
     parts: list[str] = []
     cur: list[str] = []
-    quoted, depth = False, 0
+    quoted = escaped = False
+    depth = 0
     for ch in text:
-        if ch == '"':
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True  # a quoted-pair: \" does not end the string
+        elif ch == '"':
             quoted = not quoted
         elif not quoted and ch == "(":
             depth += 1

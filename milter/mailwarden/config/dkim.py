@@ -150,7 +150,8 @@ class DkimSection:
     expire: str = "0"
     """x= this long after signing (e.g. "7d"); 0 means no x= tag."""
     require_safe_keys: bool = True
-    """Refuse key files that group or other users can read, or that someone other than us owns."""
+    """Refuse key files that group or other users can read, that someone other than us owns, or
+    that others could replace through a directory above them (OpenDKIM's RequireSafeKeys)."""
     warn_8bit: bool = True
     """Warn (dry-run, log) when a signed message has 8-bit body bytes or lines over 998 bytes,
     which Postfix's smtp client may change after signing."""

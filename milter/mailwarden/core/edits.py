@@ -48,13 +48,14 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
                 msg.above.insert(at, Header(name, value))
             else:
                 msg.headers.insert(min(at - len(msg.above) - 1, len(msg.headers)), Header(name, value))
-        case ChangeHeader(name=name, occurrence=occ, value=value):
+        case ChangeHeader(name=name, occurrence=occ, value=value) if value:
             pos = _position(msg.headers, name, occ)
             if pos is None:
                 msg.headers.append(Header(name, value))
             else:
-                msg.headers[pos] = Header(msg.headers[pos].name, value)
-        case DeleteHeader(name=name, occurrence=occ):
+                msg.headers[pos] = Header(name, value)  # Postfix writes the name as requested
+        # Postfix reads a change to an empty value as a delete (milter8.c).
+        case ChangeHeader(name=name, occurrence=occ) | DeleteHeader(name=name, occurrence=occ):
             pos = _position(msg.headers, name, occ)
             if pos is not None:
                 del msg.headers[pos]

@@ -69,10 +69,11 @@ def parse_message(data: bytes) -> ParsedMessage:
 
 
 def to_crlf(data: bytes) -> bytes:
-    """Normalise every line end to CRLF (bare LF and CRLF alike), as Postfix does for milters."""
+    """Normalise every line end to CRLF (bare LF and CRLF alike), as Postfix does for milters;
+    bare CRs before a line end go, as Postfix's smtp_get() drops them."""
     if b"\n" not in data:
         return data
-    return re.sub(rb"\r?\n", b"\r\n", data)
+    return re.sub(rb"\r*\n", b"\r\n", data)
 
 
 def to_lf(data: bytes) -> bytes:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import grp
 import hashlib
 import os
+import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +110,41 @@ def load_private_key(path: str | Path, require_safe: bool = True) -> PrivateKey:
             )
         if st.st_uid not in (0, os.geteuid()):
             raise KeyError_(f"{p}: owned by uid {st.st_uid}, not by root or us")
+        unsafe = _unsafe_directory(p)
+        if unsafe is not None:
+            raise KeyError_(f"{p}: {unsafe}")
     try:
         return parse_private_key(data)
     except KeyError_ as exc:
         raise KeyError_(f"{p}: {exc}") from None
+
+
+def _unsafe_directory(path: Path) -> str | None:
+    """Why someone else could replace the key through a directory above it, as OpenDKIM's
+    RequireSafeKeys checks every directory from the root down; None when no one can. Unlike
+    OpenDKIM, a sticky directory (/tmp) is safe for what we own below it: the sticky bit keeps
+    others from renaming or removing it."""
+    me = os.geteuid()
+    for directory in reversed(path.resolve().parents):
+        st = directory.stat()
+        if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+            return f"directory {directory} is writable by every user"
+        if st.st_mode & stat.S_IWGRP and not _private_group(st.st_gid, me):
+            return f"directory {directory} is writable by group {st.st_gid}, which other users are in"
+        if st.st_mode & stat.S_IWUSR and st.st_uid not in (0, me):
+            return f"directory {directory} is owned and writable by uid {st.st_uid}, not by root or us"
+    return None
+
+
+def _private_group(gid: int, me: int) -> bool:
+    """Whether only root and we can be in group `gid` (members, or users whose group it is)."""
+    allowed = {0, me}
+    names = {p.pw_name for p in pwd.getpwall() if p.pw_uid in allowed}
+    try:
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return False
+    return members <= names and all(p.pw_uid in allowed for p in pwd.getpwall() if p.pw_gid == gid)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,8 @@ def check_spf(
             return SpfResult(SpfStatus.NONE, domain, SpfScope.HELO, "HELO is not a domain name")
     else:
         domain = sender.rpartition("@")[2].strip().rstrip(".").lower() if "@" in sender else helo
+    if not ip.strip():  # pyspf would fail later with an AttributeError
+        return SpfResult(SpfStatus.PERMERROR, domain, identity, "SPF Permanent Error: no client address")
     try:
         q = ResolverQuery(resolver, lookup_time, i=ip, s=sender, h=helo or "unknown", querytime=0)
         result, _code, explanation = q.check()
