@@ -6,6 +6,7 @@ CPU per message and peak memory of the whole process tree, in interleaved rounds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -125,7 +126,13 @@ class Milter:
         return kb / 1024
 
     def stop(self) -> None:
+        """Stop the process, then whatever of its tree outlives it (the reading milter's forked
+        workers are not stopped by their parent)."""
+        tree = self.pids()[1:]
         stop(self.proc)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _stat(pid: int) -> list[str] | None:
