@@ -29,6 +29,7 @@ unit: venv
 	$(BIN)/pytest -q tests --ignore=tests/e2e -m "not postfix and not root"
 
 bench: deps-test venv system-user
+	$(BIN)/pip install -q -e '.[test,bench]'
 	$(BIN)/python bench/run.py
 
 system-user:

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     dry.add_argument("--auth-user", help="as if the client authenticated with SASL as this user")
     dry.add_argument("--daemon-name", help="the {daemon_name} macro, e.g. ORIGINATING")
     dry.add_argument("--queue-id")
+    dry.add_argument("--jobs", type=int, metavar="N",
+                     help="processes to run the messages in (default: the number of CPUs; one with "
+                          "--record-reports); the output keeps the input order")
     dry.add_argument("--record-reports", metavar="STORE",
                      help="record each DMARC evaluation in this report store (sqlite:///PATH or "
                      "postgresql://...), dated by the topmost Received header: backfill from archives")
@@ -222,8 +225,14 @@ def cmd_dry_run(args: argparse.Namespace) -> int:
         rcpts=tuple(args.rcpt), auth_user=args.auth_user, daemon_name=args.daemon_name,
         queue_id=args.queue_id,
     )
+    from mailwarden.adapters.dryrun_jobs import default_jobs
+
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        print("mailwarden: --jobs must be at least 1", file=sys.stderr)
+        return 2
     if not args.record_reports:
-        return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write)
+        return run(runtime, args.paths, flags, as_json=args.json, write_dir=args.write, jobs=jobs)
     from mailwarden.reports.recorder import Recorder
 
     recorder = Recorder(args.record_reports, block=True)

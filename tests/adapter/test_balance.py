@@ -32,13 +32,14 @@ def test_the_least_busy_worker_never_holds_back() -> None:
         assert all(accepting[i] for i, c in enumerate(counts) if c == min(counts)), counts
 
 
-def test_a_rise_wakes_those_holding_back_and_a_fall_those_busier() -> None:
-    counts = [2, 1, 3, 1]
+def test_a_rise_wakes_only_those_it_can_let_accept_and_a_fall_nobody() -> None:
+    counts = [2, 2, 3, 1]
     holding = [True, False, True, False]
-    assert to_wake(1, rose=True, counts=counts, holding=holding) == [0, 2]
-    assert to_wake(1, rose=False, counts=counts, holding=holding) == [0, 2]
-    assert to_wake(0, rose=False, counts=counts, holding=holding) == [2]
-    assert to_wake(2, rose=False, counts=counts, holding=holding) == []
+    assert to_wake(1, rose=True, counts=counts, holding=holding) == [0]  # slot 2 still has more
+    assert to_wake(1, rose=False, counts=counts, holding=holding) == []
+    assert to_wake(3, rose=False, counts=counts, holding=holding) == []
+    vacated = [2, ABSENT, 3, 1]  # a dead or stopping slot: every holder may look again
+    assert to_wake(1, rose=True, counts=vacated, holding=holding) == [0, 2]
 
 
 class FakeListener:

@@ -185,3 +185,27 @@ def test_rules_check_fails_on_every_postfix_warning(tmp_path: Path, kind: str) -
     assert "(the rule on line 3 is indented, joined to this IF, and lost)" in out
     assert f"{table}:10:1: warning: IF has no matching ENDIF" in out
     assert (f"{table}:11:2: warning: \\d is not an escape" in out) == (kind == "regexp")
+
+
+@pytest.mark.root
+def test_packs_the_worker_user_cannot_read_are_kept_not_a_failure(tmp_path: Path) -> None:
+    # Workers drop to [milter] user; a rules folder only root may read (a checkout under /root)
+    # must leave the packs loaded at start in force, never fail the message the check runs on.
+    write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ WARN a\n"})
+    now = [0.0]
+    holder = RuleSetHolder([tmp_path], interval=5, clock=lambda: now[0])
+    first = holder.current
+    tmp_path.chmod(0o700)
+    pid = os.fork()
+    if pid == 0:  # the worker, after its privilege drop
+        code = 1
+        try:
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            now[0] = 6.0
+            holder.maybe_reload()
+            code = 0 if holder.current is first else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

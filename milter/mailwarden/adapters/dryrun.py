@@ -12,6 +12,7 @@ is a trusted network by default, and archived mail of unknown origin is read as 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from mailwarden.adapters.dryrun_jobs import ordered_map
 from mailwarden.adapters.envelope import derive
 from mailwarden.adapters.sources import Item, iter_items
 from mailwarden.bootstrap import Runtime
@@ -204,6 +206,39 @@ def _write(out_dir: Path, item: Item, seq: int, tx: Transaction, crlf: bool) -> 
     return target
 
 
+@dataclass(frozen=True)
+class Processed:
+    """One message's report: its lines for stdout and its verdict, or its line for stderr."""
+
+    text: str = ""
+    action: str = ""
+    error: str = ""
+
+
+def process(runtime: Runtime, flags: EnvelopeFlags, as_json: bool, write_dir: Path | None,
+            recorder: Recorder | None, numbered: tuple[int, Item]) -> Processed:
+    seq, item = numbered
+    try:
+        if item.opener is None:
+            raise OSError(item.error)
+        with item.opener() as stream:  # read in chunks, as serve receives it
+            tx, outcome, crlf = run_one(runtime, stream, flags)
+    except OSError as exc:
+        return Processed(error=f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # one bad message must not stop the run
+        return Processed(error=f"mailwarden: {item.source}: cannot process: {exc}")
+    if as_json:
+        text = json.dumps(report_json(item, tx, outcome), ensure_ascii=False)
+    else:
+        text = _readable(item, tx, outcome)
+    if write_dir is not None:
+        _write(write_dir, item, seq, tx, crlf)
+    if recorder is not None:
+        recorder.record_outcome(tx, outcome, received_time(tx.message))
+    tx.message.body.close()
+    return Processed(text, outcome.verdict.action.value)
+
+
 def run(
     runtime: Runtime,
     paths: list[str],
@@ -212,47 +247,27 @@ def run(
     write_dir: Path | None = None,
     out: IO[str] = sys.stdout,
     err: IO[str] = sys.stderr,
+    jobs: int = 1,
     recorder: Recorder | None = None,
 ) -> int:
-    """Process every message; 0 when all were read, 1 when some could not be.
+    """Process every message, in `jobs` processes; 0 when all were read, 1 when some could not be.
 
-    `recorder`: record each DMARC evaluation for reports, at the time the message was received."""
+    `recorder`: record each DMARC evaluation for reports, at the time the message was received;
+    with one, the messages run in this process (its queue and writer are this process's)."""
     report = Report()
     started = time.perf_counter()
     progress = err.isatty()
     if write_dir is not None:
         write_dir.mkdir(parents=True, exist_ok=True)
-    for seq, item in enumerate(iter_items(paths)):
-        try:
-            if item.opener is None:
-                raise OSError(item.error)
-            stream = item.opener()
-        except OSError as exc:
+    work = functools.partial(process, runtime, flags, as_json, write_dir, recorder)
+    for done in ordered_map(work, enumerate(iter_items(paths)), 1 if recorder is not None else jobs):
+        if done.error:
             report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}", file=err)
-            continue
-        try:
-            with stream:
-                tx, outcome, crlf = run_one(runtime, stream, flags)
-        except OSError as exc:
-            report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}", file=err)
-            continue
-        except Exception as exc:  # one bad message must not stop the run
-            report.unreadable += 1
-            print(f"mailwarden: {item.source}: cannot process: {exc}", file=err)
+            print(done.error, file=err)
             continue
         report.processed += 1
-        report.counts[outcome.verdict.action.value] += 1
-        if as_json:
-            print(json.dumps(report_json(item, tx, outcome), ensure_ascii=False), file=out)
-        else:
-            print(_readable(item, tx, outcome), file=out)
-        if write_dir is not None:
-            _write(write_dir, item, seq, tx, crlf)
-        if recorder is not None:
-            recorder.record_outcome(tx, outcome, received_time(tx.message))
-        tx.message.body.close()
+        report.counts[done.action] += 1
+        print(done.text, file=out)
         if progress:
             print(f"\r{report.processed} messages", end="", file=err, flush=True)
     elapsed = max(time.perf_counter() - started, 1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import dns.exception
@@ -23,10 +24,17 @@ class LiveResolver:
         self._resolver.timeout = min(timeout, 2.0)
         # LRUCache is thread-safe and honours each answer's TTL (negative answers too).
         self._resolver.cache = dns.resolver.LRUCache(cache_size)
+        # Positive answers as we return them, until they expire: a hit in dnspython's cache
+        # still costs a name parse and a resolution object (a tenth of an inbound message's time).
+        self._answers: dict[tuple[str, str], tuple[float, DnsAnswer]] = {}
+        self._cache_size = cache_size
 
     def query(self, name: str, rdtype: str) -> DnsAnswer:
         key = normalize_name(name)
         rdtype = rdtype.upper()
+        kept = self._answers.get((key, rdtype))
+        if kept is not None and kept[0] > time.monotonic():
+            return kept[1]
         try:
             answer = self._resolver.resolve(key + ".", rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
@@ -45,7 +53,13 @@ class LiveResolver:
                 else:
                     records.append(rdata.to_text())
         ttl = answer.rrset.ttl if answer.rrset is not None else 0
-        return DnsAnswer(key, rdtype, Rcode.NOERROR, tuple(records), ttl)
+        result = DnsAnswer(key, rdtype, Rcode.NOERROR, tuple(records), ttl)
+        left = answer.expiration - time.time()  # what dnspython's cache had left of the TTL
+        if left > 0:
+            if len(self._answers) >= self._cache_size:
+                self._answers.clear()
+            self._answers[(key, rdtype)] = (time.monotonic() + left, result)
+        return result
 
     def txt(self, name: str) -> list[bytes]:
         return [r for r in self.query(name, "TXT").records if isinstance(r, bytes)]

@@ -43,6 +43,7 @@ class RuleSetHolder:
         self._last_check = clock()
         self._failed_stamps: dict[str, tuple[int, int]] | None = None
         self.generation = 1
+        self._unreadable = ""  # the last error of the change check, logged once
         for p in self.current.problems:
             if not p.skipped:
                 LOG.warning("rules: %s", p)
@@ -75,7 +76,16 @@ class RuleSetHolder:
         if now - self._last_check < self.interval:
             return
         self._last_check = now
-        if self.changed() and not self._reloading.is_set():
+        try:
+            changed = self.changed()
+        except OSError as exc:
+            # E.g. a rules folder the worker's user may not read after the privilege drop: keep
+            # the packs loaded at start (SIGHUP reloads them as root), never fail the message.
+            if str(exc) != self._unreadable:
+                self._unreadable = str(exc)
+                LOG.warning("rules: cannot check the packs for changes, keeping the loaded ones: %s", exc)
+            return
+        if changed and not self._reloading.is_set():
             # Compile beside the traffic: messages keep the current set until the swap.
             self._reloading.set()
             threading.Thread(target=self._background_reload, name="rules-reload", daemon=True).start()

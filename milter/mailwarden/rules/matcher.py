@@ -4,13 +4,18 @@ Postfix tries every rule in order. With thousands of rules that is thousands of 
 header, so each rule gets a required literal (a run of characters every match must contain) and
 the rarest 3-byte piece of it indexes the rule. A header then only runs the rules whose piece it
 contains, plus the few rules without one (negated, alternations, verbose patterns), still in
-table order, so the first match is the one Postfix would find.
+table order, so the first match is the one Postfix would find. Before that, a rule anchored to
+header names (`/^Subject:/`, `/^(To|Cc):/`) is only tried on text whose name (up to the first
+colon) is one of them: a header no rule names costs no more than its name lookup, and a long
+header whose name few rules name looks up those rules' pieces instead of being cut into all of
+its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +30,55 @@ from mailwarden.rules.translate import PatternError, Translated, Unsupported
 
 LOG = logging.getLogger("mailwarden.rules")
 GRAM = 3
+# `^Name:`, `^(Name|Other):` or `^(?:Name|Other):` at the start of a pattern.
+_NAMED = re.compile(rb"\^(?:\((?:\?:)?((?:[A-Za-z0-9-]+\|)*[A-Za-z0-9-]+)\)|([A-Za-z0-9-]+)):")
+
+
+def header_names(pattern: Pattern) -> frozenset[bytes] | None:
+    """The lower-case names a text must start with (before its first colon) for `pattern` to
+    match it, or None when the pattern does not say. Any text matching `^Name:` starts with
+    `Name:`, so its part before the first colon is Name, whatever the case flags; multi-line
+    (`m`: ^ after any newline), verbose or basic-syntax (`x`) patterns are left out."""
+    if pattern.negate or "m" in pattern.flags or "x" in pattern.flags:
+        return None
+    found = _NAMED.match(pattern.source)
+    if found is None or _may_branch(pattern.source[found.end():]):
+        return None
+    return frozenset(n.lower() for n in (found[1] or found[2]).split(b"|"))
+
+
+def _may_branch(rest: bytes) -> bool:
+    """Whether `rest` may hold a `|` outside every group (`^A:x|y` also matches "y"). Cautious:
+    a character class with a backslash (literal in POSIX, an escape in PCRE) or \\Q counts."""
+    if b"|" not in rest:
+        return False
+    if b"\\Q" in rest:
+        return True
+    depth, i, n = 0, 0, len(rest)
+    while i < n:
+        c = rest[i : i + 1]
+        if c == b"\\":
+            i += 2
+            continue
+        if c == b"[":
+            j = i + 1
+            if rest[j : j + 1] == b"^":
+                j += 1
+            if rest[j : j + 1] == b"]":  # a leading ] is a member
+                j += 1
+            end = rest.find(b"]", j)
+            if end < 0 or b"\\" in rest[i:end] or b"[" in rest[i + 1 : end]:
+                return True
+            i = end + 1
+            continue
+        if c == b"(":
+            depth += 1
+        elif c == b")":
+            depth -= 1
+        elif c == b"|" and depth <= 0:
+            return True
+        i += 1
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +193,48 @@ class Matcher:
         self._match_index = {g: ids for g, ids in match_index.items() if ids}
         self.always = tuple(always)
         self.gram_keys = frozenset(self._match_index)
+        # Counted once: RuleSet.matcher asks for it on every header lookup.
+        self._size = sum(1 for r in self.rules if r.op is Op.MATCH)
+        named = {idx: header_names(spec.pattern) for idx, (_, spec, _) in enumerate(raw)
+                 if spec.op is Op.MATCH and spec.pattern is not None}
+        self._names = {idx: names for idx, names in named.items() if names is not None}
+        # When every rule names its headers, a text with none of those names skips the search.
+        self._only_names: frozenset[bytes] | None = None
+        if len(self._names) == self._size:
+            self._only_names = frozenset(n for names in self._names.values() for n in names)
+        # Per header name, the pieces of the rules that may match it (its own and the unnamed):
+        # few enough that testing each against a long header beats cutting the header into all
+        # its pieces. Built for a handful of names only (the cost is names x pieces).
+        self._keys_by_name: dict[bytes, tuple[bytes, ...]] = {}
+        all_names = {n for names in self._names.values() for n in names}
+        if len(all_names) <= 64:
+            for name in all_names:
+                self._keys_by_name[name] = tuple(sorted(
+                    g for g, ids in self._match_index.items()
+                    if any((n := self._names.get(i)) is None or name in n for i in ids)))
 
     def __len__(self) -> int:
-        return sum(1 for r in self.rules if r.op is Op.MATCH)
+        return self._size
 
     def candidates(self, lowered: bytes) -> list[int]:
+        name = lowered[: lowered.find(b":")] if b":" in lowered else None
+        if self._only_names is not None and name not in self._only_names:
+            return []
+        if self._names:
+            ids = self._by_grams(lowered, self._keys_by_name.get(name) if name is not None else None)
+            return [i for i in ids if (n := self._names.get(i)) is None or name in n]
+        return self._by_grams(lowered)
+
+    def _by_grams(self, lowered: bytes, mine: tuple[bytes, ...] | None = None) -> list[int]:
         keys = self.gram_keys
         if len(lowered) < GRAM or not keys:
             return list(self.always)
-        present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
-        hits = keys & present if len(present) < len(keys) else present & keys
+        hits: Iterable[bytes]
+        if mine is not None and len(mine) < len(lowered):
+            hits = [g for g in mine if g in lowered]
+        else:
+            present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
+            hits = keys & present if len(present) < len(keys) else present & keys
         if not hits:
             return list(self.always)
         ids: list[int] = list(self.always)

@@ -84,6 +84,7 @@ def _open(socket_spec: str, timeout: int) -> int:
     fd = sockets.added_listener(before)
     if fd is None:
         raise SocketError(f"cannot find libmilter's listening socket for {socket_spec} in /proc/self/fd")
+    sockets.no_delay(fd)
     return fd
 
 
