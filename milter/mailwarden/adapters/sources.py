@@ -54,7 +54,22 @@ def iter_items(paths: list[str]) -> Iterator[Item]:
 
 
 def _file(path: Path) -> Item:
-    return Item(str(path), path, None, lambda: path.open("rb"))
+    return Item(str(path), path, None, functools.partial(_open_file, path))
+
+
+# Openers are module functions bound with partial: dry-run's jobs pickle items to other processes.
+def _open_file(path: Path) -> IO[bytes]:
+    return path.open("rb")
+
+
+def _open_mbox_message(path: str, key: str) -> IO[bytes]:
+    return cast("IO[bytes]", _mbox_box(path).get_file(key))
+
+
+@functools.lru_cache(maxsize=4)
+def _mbox_box(path: str) -> mailbox.mbox:
+    """One mbox object (and one scan of the file for its table) per file and process."""
+    return mailbox.mbox(path, create=False)
 
 
 def _mbox(path: Path) -> Iterator[Item]:
@@ -67,8 +82,7 @@ def _mbox(path: Path) -> Iterator[Item]:
     for i, key in enumerate(keys):
         # The message after its From_ line, read from the mbox file itself (mailbox's own
         # get_bytes reads it whole).
-        opener = cast("Callable[[], IO[bytes]]", functools.partial(box.get_file, key))
-        yield Item(f"{path}#{i}", path, i, opener)
+        yield Item(f"{path}#{i}", path, i, functools.partial(_open_mbox_message, str(path), key))
 
 
 def _maildir(path: Path) -> Iterator[Item]:
