@@ -68,6 +68,10 @@ METRICS = (
            "DMARC report rows recorded since start, by outcome (written to the store, dropped).",
            mode="sum"),
     Metric("mailwarden_report_rows_queued", "gauge", (), "DMARC report rows waiting to be written."),
+    Metric("mailwarden_rule_budget", "gauge", ("event",),
+           "header_checks time budget events since start: messages whose rule matching ran past [rules] "
+           "message_budget (over_budget), rules put aside after repeated timeouts (disabled).",
+           mode="sum"),
 )
 
 # Bounded label values: anything else counts as "other".
@@ -182,6 +186,16 @@ def observe(tx: Transaction, outcome: Outcome) -> None:
         where = f"{Path(str(rule.get('file', '?'))).name}:{rule.get('line', '?')}"
         _live["mailwarden_rule_hits_total"].labels(str(rule.get("class", "?")), where).inc()
     _report_rows()
+    _rule_budget()
+
+
+def _rule_budget() -> None:
+    """This worker's ReDoS budget counts (rules/session.py), as of now."""
+    from mailwarden.rules.session import COUNTS
+
+    budget = _live["mailwarden_rule_budget"]
+    budget.labels("over_budget").set(COUNTS["messages_over_budget"])
+    budget.labels("disabled").set(COUNTS["rules_disabled"])
 
 
 def _report_rows() -> None:
