@@ -8,21 +8,15 @@ Usage: python fault_serve.py --socket unix:PATH
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailwarden import logsetup
-from mailwarden.adapters.process.serve import serve
-from mailwarden.adapters.pymilter import RuntimeHolder
-from mailwarden.bootstrap import build_runtime
-from mailwarden.config import load
 from mailwarden.core.decisions import Outcome, StageResult
 from mailwarden.core.model import Transaction
-from mailwarden.core.pipeline import Phase, Pipeline
+from mailwarden.core.pipeline import Phase
 
 HANG = 60.0
 SLOW = 6.0
@@ -54,16 +48,11 @@ class Faulty:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--socket", required=True)
-    parser.add_argument("--config")
-    parser.add_argument("--user", help="as serve's --user (USER, no group)")
-    args = parser.parse_args()
-    config = load(args.config)
-    logsetup.setup("info")
-    runtime = build_runtime(config)
-    pipeline = Pipeline([*runtime.pipeline.stages, Faulty()], on_error=runtime.pipeline.on_error)
-    serve(RuntimeHolder(dataclasses.replace(runtime, pipeline=pipeline)), args.socket, user=args.user)
+    # failing_serve.py's serve, with this stage instead of its own (run as a script: import by path).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+    from failing_serve import main as serve_with
+
+    serve_with(Faulty())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from mailwarden.bootstrap import build_runtime
 from mailwarden.config import load
 from mailwarden.core.decisions import Outcome, StageResult
 from mailwarden.core.model import Transaction
-from mailwarden.core.pipeline import Phase, Pipeline
+from mailwarden.core.pipeline import Phase, Pipeline, Stage
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class Explodes:
         raise RuntimeError("this stage always fails")
 
 
-def main() -> None:
+def main(extra: Stage | None = None) -> None:
+    """serve with `extra` (default: Explodes) appended to the configured pipeline."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
     parser.add_argument("--config")
@@ -45,7 +46,8 @@ def main() -> None:
     config = load(args.config)
     logsetup.setup("info")
     runtime = build_runtime(config)
-    pipeline = Pipeline([*runtime.pipeline.stages, Explodes()], on_error=runtime.pipeline.on_error)
+    stage = extra if extra is not None else Explodes()
+    pipeline = Pipeline([*runtime.pipeline.stages, stage], on_error=runtime.pipeline.on_error)
     runtime = dataclasses.replace(runtime, pipeline=pipeline)
     serve(RuntimeHolder(runtime), args.socket, user=args.user)
 
