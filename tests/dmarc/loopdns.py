@@ -87,17 +87,21 @@ class LoopbackDns:
                 data, peer = self._udp.recvfrom(4096)
             except OSError:
                 return
-            try:
-                out = self.answer(data)
-            except Exception:
-                continue
-            if len(out) > 512:
-                # Truncate: the client retries over TCP, as a real server makes it.
-                msg = dns.message.from_wire(data)
-                resp = dns.message.make_response(msg)
-                resp.flags |= dns.flags.TC
-                out = resp.to_wire()
-            self._udp.sendto(out, peer)
+            self._on_udp_query(data, peer)
+
+    def _on_udp_query(self, data: bytes, peer: tuple[str, int]) -> None:
+        """Answer one UDP query (a subclass may delay or drop it)."""
+        try:
+            out = self.answer(data)
+        except Exception:
+            return
+        if len(out) > 512:
+            # Truncate: the client retries over TCP, as a real server makes it.
+            msg = dns.message.from_wire(data)
+            resp = dns.message.make_response(msg)
+            resp.flags |= dns.flags.TC
+            out = resp.to_wire()
+        self._udp.sendto(out, peer)
 
     def _serve_tcp(self) -> None:
         while not self._stop:

@@ -21,22 +21,17 @@ class SlowDns(LoopbackDns):
         self.received = 0
         super().__init__(zone or StaticZone.from_text(""))
 
-    def _serve_udp(self) -> None:
-        while not self._stop:
-            try:
-                data, peer = self._udp.recvfrom(4096)
-            except OSError:
-                return
-            with self._count_lock:
-                self.received += 1
-                self.outstanding += 1
-                self.most_outstanding = max(self.most_outstanding, self.outstanding)
-            threading.Timer(self.delay, self._reply, (data, peer)).start()
+    def _on_udp_query(self, data: bytes, peer: tuple[str, int]) -> None:
+        with self._count_lock:
+            self.received += 1
+            self.outstanding += 1
+            self.most_outstanding = max(self.most_outstanding, self.outstanding)
+        threading.Timer(self.delay, self._reply, (data, peer)).start()
 
     def _reply(self, data: bytes, peer: tuple[str, int]) -> None:
         try:
             if not self.drop:
-                self._udp.sendto(self.answer(data), peer)
+                super()._on_udp_query(data, peer)
         except Exception:  # a closed socket at the end of a test, a malformed query
             pass
         finally:
