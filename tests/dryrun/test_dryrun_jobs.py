@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import mailbox
 import os
 import random
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from mailwarden.adapters.dryrun_jobs import BATCH, ordered_map
+from mailwarden.adapters.dryrun_jobs import BATCH, batches, ordered_batches
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,20 +41,46 @@ def corpus(directory: Path, count: int) -> None:
         (directory / f"{i:04d}.eml").write_bytes(msg)
 
 
+def mixed(directory: Path) -> list[str]:
+    """.eml files, an mbox, a Maildir, and bad input among them: a dangling link, a directory
+    where a Maildir message should be, a path that does not exist."""
+    eml = directory / "eml"
+    eml.mkdir()
+    corpus(eml, 3 * BATCH + 3)
+    (eml / "0050-dangling.eml").symlink_to(directory / "nowhere")
+    staging = directory / "staging"
+    staging.mkdir()
+    corpus(staging, 2 * BATCH + 5)
+    box = mailbox.mbox(str(directory / "box"))
+    for file in sorted(staging.iterdir()):
+        box.add(file.read_bytes())
+    box.close()
+    maildir = mailbox.Maildir(str(directory / "Maildir"))
+    for file in sorted(staging.iterdir())[: BATCH + 1]:
+        maildir.add(file.read_bytes())
+    (directory / "Maildir" / "new" / "not-a-file").mkdir()
+    return [str(eml), str(directory / "box"), str(directory / "missing.eml"), str(directory / "Maildir")]
+
+
 @pytest.mark.parametrize("flags", [["--json"], [], ["--json", "--auth-user", "alice"]])
 def test_two_jobs_write_what_one_job_writes_in_the_same_order(tmp_path: Path, flags: list[str]) -> None:
-    corpus(tmp_path, 6 * BATCH + 3)
-    missing = str(tmp_path / "missing.eml")
-    one = dry_run(*flags, "--jobs", "1", str(tmp_path), missing)
-    two = dry_run(*flags, "--jobs", "2", str(tmp_path), missing)
-    assert one.returncode == two.returncode == 1, (one.stderr, two.stderr)  # the missing file
+    paths = mixed(tmp_path)
+    one = dry_run(*flags, "--jobs", "1", *paths)
+    two = dry_run(*flags, "--jobs", "2", *paths)
+    assert one.returncode == two.returncode == 1, (one.stderr, two.stderr)  # the bad input
     assert two.stdout == one.stdout
     summary = re.compile(r", [\d.]+ msg/s$", re.M)  # the rate differs, nothing else may
     assert summary.sub("", two.stderr) == summary.sub("", one.stderr)
+    errors = one.stderr.splitlines()
+    assert len(errors) == 4 and all(line.startswith("mailwarden: ") for line in errors[:3]), errors
+    assert ("cannot read" in errors[0] and "dangling" in errors[0]
+            and "missing.eml" in errors[1] and "not-a-file" in errors[2]), errors
+    assert errors[3].startswith("mailwarden dry-run: ") and "3 unreadable" in errors[3]
     if "--json" in flags:
-        sources = [json.loads(line)["source"] for line in one.stdout.splitlines()]
-        assert sources == sorted(sources) and len(sources) == 6 * BATCH + 3
-        assert {json.loads(line)["verdict"] for line in one.stdout.splitlines()} >= {"reject", "continue"}
+        reports = [json.loads(line) for line in one.stdout.splitlines()]
+        assert len(reports) == (3 * BATCH + 3) + (2 * BATCH + 5) + (BATCH + 1)
+        assert [r["index"] for r in reports if "index" in r] == list(range(2 * BATCH + 5))
+        assert {r["verdict"] for r in reports} >= {"reject", "continue"}
 
 
 def test_written_messages_are_the_same_with_two_jobs(tmp_path: Path) -> None:
@@ -71,12 +99,49 @@ def _where(item: int) -> tuple[int, int]:
     return item, os.getpid()
 
 
-def test_ordered_map_runs_in_other_processes_and_keeps_the_order() -> None:
+def _where_batch(batch: list[int]) -> list[tuple[int, int]]:
+    return [_where(item) for item in batch]
+
+
+def _lost(batch: list[int], why: str) -> list[tuple[int, int]]:
+    return [(item, -1) for item in batch]
+
+
+def flat(results: Iterable[list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    return [pair for batch in results for pair in batch]
+
+
+def test_ordered_batches_run_in_other_processes_and_keep_the_order() -> None:
     items = list(range(10 * BATCH + 5))
-    results = list(ordered_map(_where, items, 2))
+    results = flat(ordered_batches(_where_batch, items, 2, _lost))
     assert [item for item, _ in results] == items
     assert os.getpid() not in {pid for _, pid in results}
-    assert list(ordered_map(_where, items, 1)) == [(i, os.getpid()) for i in items]
+    assert len({pid for _, pid in results}) == 2
+    assert flat(ordered_batches(_where_batch, items, 1, _lost)) == [(i, os.getpid()) for i in items]
+
+
+def _dies_on_batch_1(batch: list[int]) -> list[tuple[int, int]]:
+    if BATCH in batch:
+        os._exit(3)
+    return _where_batch(batch)
+
+
+def test_a_job_that_dies_loses_its_batches_only() -> None:
+    items = list(range(20 * BATCH))
+    results = flat(ordered_batches(_dies_on_batch_1, items, 2, _lost))
+    assert [item for item, _ in results] == items
+    lost = [item for item, pid in results if pid == -1]
+    assert BATCH in lost and len(lost) <= 2 * BATCH  # its batch, and the one queued behind it
+    assert len({pid for _, pid in results} - {-1}) == 3  # a new job took its place
+
+
+def test_batches_shrink_at_the_end_and_keep_every_item() -> None:
+    items = list(range(5 * BATCH + 3))
+    sizes = [len(b) for b in batches(items, 2)]
+    assert [x for b in batches(items, 2) for x in b] == items
+    assert sizes[0] == BATCH and sizes[-1] < BATCH
+    assert sizes == sorted(sizes, reverse=True) and min(sizes) >= 1
+    assert [len(b) for b in batches(range(3), 2)] == [3]  # never below LAST
 
 
 def test_jobs_must_be_positive(tmp_path: Path) -> None:

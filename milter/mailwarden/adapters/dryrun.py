@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from mailwarden.adapters.dryrun_jobs import ordered_map
+from mailwarden.adapters.dryrun_jobs import ordered_batches
 from mailwarden.adapters.envelope import derive
 from mailwarden.adapters.sources import Item, iter_items
 from mailwarden.bootstrap import Runtime
@@ -158,9 +159,9 @@ def run_one(
 
 
 def report_json(item: Item, tx: Transaction, outcome: Outcome) -> dict[str, Any]:
-    out: dict[str, Any] = {"source": str(item.path)}
-    if item.index is not None:
-        out["index"] = item.index
+    out: dict[str, Any] = {"source": item.path}
+    if item.number is not None:
+        out["index"] = item.number
     out["direction"] = tx.direction.value
     out["envelope"] = {
         "client_ip": tx.connection.client_ip,
@@ -198,7 +199,8 @@ def _readable(item: Item, tx: Transaction, outcome: Outcome) -> str:
 
 
 def _write(out_dir: Path, item: Item, seq: int, tx: Transaction, crlf: bool) -> Path:
-    stem = item.path.name if item.index is None else f"{item.path.name}-{item.index}"
+    name = os.path.basename(item.path)
+    stem = name if item.number is None else f"{name}-{item.number}"
     stem = stem.removesuffix(".eml").replace(":", "_").replace(",", "_")
     target = out_dir / f"{seq:06d}-{stem}.eml"
     data = tx.message.to_bytes()
@@ -206,37 +208,102 @@ def _write(out_dir: Path, item: Item, seq: int, tx: Transaction, crlf: bool) -> 
     return target
 
 
+class Rendered(NamedTuple):
+    """Some messages' reports, as the bytes to write: runs of (to stderr, bytes) in their order,
+    and the counters for the summary line (a tuple of plain values: it comes back from a job)."""
+
+    runs: list[tuple[bool, bytes]]
+    counts: dict[str, int]
+    unreadable: int
+
+
 @dataclass(frozen=True)
-class Processed:
-    """One message's report: its lines for stdout and its verdict, or its line for stderr."""
+class Renderer:
+    """Runs messages through the pipeline and renders their reports, in whichever process."""
 
-    text: str = ""
-    action: str = ""
-    error: str = ""
+    runtime: Runtime
+    flags: EnvelopeFlags
+    as_json: bool
+    write_dir: Path | None
+    recorder: Recorder | None
+    out_codec: tuple[str, str]
+    err_codec: tuple[str, str]
+
+    def report(self, seq: int, item: Item) -> tuple[str, str]:
+        """One message's report: its text and its verdict, or its error line and ''."""
+        try:
+            with item.open() as stream:  # read in chunks, as serve receives it
+                tx, outcome, crlf = run_one(self.runtime, stream, self.flags)
+        except OSError as exc:
+            return f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}", ""
+        except Exception as exc:  # one bad message must not stop the run
+            return f"mailwarden: {item.source}: cannot process: {exc}", ""
+        try:
+            if self.as_json:
+                text = json.dumps(report_json(item, tx, outcome), ensure_ascii=False)
+            else:
+                text = _readable(item, tx, outcome)
+            if self.write_dir is not None:
+                _write(self.write_dir, item, seq, tx, crlf)
+            if self.recorder is not None:
+                self.recorder.record_outcome(tx, outcome, received_time(tx.message))
+        finally:
+            tx.message.body.close()
+        return text, outcome.verdict.action.value
+
+    def __call__(self, batch: list[tuple[int, Item]]) -> Rendered:
+        runs: list[tuple[bool, bytes]] = []
+        counts: dict[str, int] = {}
+        unreadable = 0
+        pending: list[str] = []
+        to_err = False
+        for seq, item in batch:
+            text, action = self.report(seq, item)
+            if action:
+                counts[action] = counts.get(action, 0) + 1
+            else:
+                unreadable += 1
+            if pending and to_err != (not action):
+                runs.append((to_err, _encode(pending, self.err_codec if to_err else self.out_codec)))
+                pending = []
+            to_err = not action
+            pending.append(text)
+        if pending:
+            runs.append((to_err, _encode(pending, self.err_codec if to_err else self.out_codec)))
+        return Rendered(runs, counts, unreadable)
 
 
-def process(runtime: Runtime, flags: EnvelopeFlags, as_json: bool, write_dir: Path | None,
-            recorder: Recorder | None, numbered: tuple[int, Item]) -> Processed:
-    seq, item = numbered
+def _encode(lines: list[str], codec: tuple[str, str]) -> bytes:
+    text = "\n".join(lines) + "\n"
     try:
-        if item.opener is None:
-            raise OSError(item.error)
-        with item.opener() as stream:  # read in chunks, as serve receives it
-            tx, outcome, crlf = run_one(runtime, stream, flags)
-    except OSError as exc:
-        return Processed(error=f"mailwarden: {item.source}: cannot read: {exc.strerror or exc}")
-    except Exception as exc:  # one bad message must not stop the run
-        return Processed(error=f"mailwarden: {item.source}: cannot process: {exc}")
-    if as_json:
-        text = json.dumps(report_json(item, tx, outcome), ensure_ascii=False)
-    else:
-        text = _readable(item, tx, outcome)
-    if write_dir is not None:
-        _write(write_dir, item, seq, tx, crlf)
-    if recorder is not None:
-        recorder.record_outcome(tx, outcome, received_time(tx.message))
-    tx.message.body.close()
-    return Processed(text, outcome.verdict.action.value)
+        return text.encode(*codec)
+    except UnicodeEncodeError:  # what print() would have failed on: say it, do not stop
+        return text.encode(codec[0], "backslashreplace")
+
+
+class _Sink:
+    """Where rendered bytes go: the binary buffer under a text stream (whose text layer is
+    flushed first), or the text stream itself, decoded, when it has no buffer (a StringIO)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.buffer: IO[bytes] | None = getattr(stream, "buffer", None)
+        if self.buffer is not None:
+            stream.flush()
+            encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
+            self.codec = (encoding or "utf-8", errors or "strict")
+        else:
+            self.codec = ("utf-8", "surrogatepass")
+        # A terminal sees each message as it is done, as print() shows it.
+        self.flush = bool(getattr(stream, "line_buffering", False))
+
+    def write(self, data: bytes) -> None:
+        if self.buffer is None:
+            self.stream.write(data.decode(*self.codec))
+            return
+        self.buffer.write(data)
+        if self.flush:
+            self.buffer.flush()
 
 
 def run(
@@ -252,6 +319,8 @@ def run(
 ) -> int:
     """Process every message, in `jobs` processes; 0 when all were read, 1 when some could not be.
 
+    The reports are rendered to bytes where the messages run, and this process only writes them,
+    in input order: with N jobs on N CPUs, whatever this process does is taken from the jobs.
     `recorder`: record each DMARC evaluation for reports, at the time the message was received;
     with one, the messages run in this process (its queue and writer are this process's)."""
     report = Report()
@@ -259,15 +328,15 @@ def run(
     progress = err.isatty()
     if write_dir is not None:
         write_dir.mkdir(parents=True, exist_ok=True)
-    work = functools.partial(process, runtime, flags, as_json, write_dir, recorder)
-    for done in ordered_map(work, enumerate(iter_items(paths)), 1 if recorder is not None else jobs):
-        if done.error:
-            report.unreadable += 1
-            print(done.error, file=err)
-            continue
-        report.processed += 1
-        report.counts[done.action] += 1
-        print(done.text, file=out)
+    sinks = {False: _Sink(out), True: _Sink(err)}
+    render = Renderer(runtime, flags, as_json, write_dir, recorder, sinks[False].codec, sinks[True].codec)
+    jobs = 1 if recorder is not None else jobs
+    for done in ordered_batches(render, enumerate(iter_items(paths)), jobs, functools.partial(_lost, render)):
+        for to_err, data in done.runs:
+            sinks[to_err].write(data)
+        report.counts.update(done.counts)
+        report.unreadable += done.unreadable
+        report.processed += sum(done.counts.values())
         if progress:
             print(f"\r{report.processed} messages", end="", file=err, flush=True)
     elapsed = max(time.perf_counter() - started, 1e-9)
@@ -280,3 +349,9 @@ def run(
         file=err,
     )
     return 1 if report.unreadable else 0
+
+
+def _lost(render: Renderer, batch: list[tuple[int, Item]], why: str) -> Rendered:
+    """The reports of messages whose job ended before it reported them."""
+    lines = [f"mailwarden: {item.source}: cannot process: {why}" for _, item in batch]
+    return Rendered([(True, _encode(lines, render.err_codec))], {}, len(batch))

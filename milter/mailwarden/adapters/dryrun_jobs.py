@@ -1,29 +1,41 @@
-"""dry-run on several CPUs: messages handed out to worker processes, results back in input order.
+"""dry-run on several CPUs: batches of messages handed out to worker processes, results in order.
 
 Python runs one thread at a time per process, so the parallelism is processes. They are forked
 after the runtime is built, so each inherits it (rule packs compiled, keys loaded, zones read)
-instead of building its own. Work goes out in batches (one pipe round trip per batch, not per
-message), at most a few batches per worker ahead of the output, so a large mbox is not read into
-memory ahead of what has been written.
+once, instead of building its own, and keeps it for every batch it is given.
+
+With N jobs on N CPUs, the CPU this process uses is taken from the jobs, so it does as little as
+it can: it hands out batches of small items (a path, an mbox span: the jobs open and read the
+messages), and gets back what the batch function returns (for dry-run, the reports already
+rendered to bytes) to yield in order. No pool: no task or result threads here, one pipe per
+job. Each job has a second batch queued behind the one it is working on, so it never waits for
+this process; a job that finishes gets the next batch, and batches shrink at the end of the input
+so that the last one does not keep one CPU busy while the others have nothing left. At most
+2 batches per job are in flight, so a large mbox is not read ahead of what has been written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import math
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any, TypeVar
+from multiprocessing.connection import Connection, wait
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-BATCH = 64  # messages per hand-out: fewer pipe round trips; small enough to keep output flowing
-AHEAD = 4  # batches per worker in flight
+BATCH = 32  # items per hand-out: one pipe round trip for 32 messages (about 13 ms of work)
+LAST = 4  # the smallest batch, at the end of the input
+AHEAD = 2  # batches in flight per job: the one it works on, and the next
 
-# The function the workers apply; set before the fork, so workers inherit it with the runtime.
+# The batch function the jobs apply; set before the fork, so jobs inherit it with the runtime.
 _work: Callable[[Any], Any] | None = None
 
 
@@ -35,41 +47,127 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def ordered_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:
-    """func over items, in `jobs` processes, yielding the results in the order of `items`.
+def batches(items: Iterable[T], jobs: int, size: int = BATCH) -> Iterator[list[T]]:
+    """Lists of `size` items; at the end of the input, smaller ones (down to LAST), so that the
+    jobs finish together: once what is left is known, a batch is an equal share of it among
+    twice the jobs."""
+    source = iter(items)
+    ahead: deque[T] = deque(islice(source, size * jobs))
+    while ahead:
+        ended = len(ahead) < size * jobs
+        take = min(size, max(LAST, math.ceil(len(ahead) / (2 * jobs)))) if ended else size
+        yield [ahead.popleft() for _ in range(min(take, len(ahead)))]
+        ahead.extend(islice(source, size * jobs - len(ahead)))
 
-    With one job (or no fork on this platform) it is a plain map in this process.
+
+def ordered_batches(func: Callable[[list[T]], R], items: Iterable[T], jobs: int,
+                    lost: Callable[[list[T], str], R]) -> Iterator[R]:
+    """func over batches of items, in `jobs` processes, yielding the results in input order.
+
+    With one job (or no fork on this platform) it runs here, one item per batch, as items come.
+    `lost` gives the result of a batch whose job died before returning it (its messages are
+    reported, a new job takes its place, the others go on).
     """
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        yield from map(func, items)
+        for item in items:
+            yield func([item])
         return
     global _work
     _work = func
-    # Leave the runtime's objects out of the workers' garbage collections: scanning them would
-    # copy every page they sit on into each worker, and cost time for nothing.
+    # Leave the runtime's objects out of the jobs' garbage collections: scanning them would copy
+    # every page they sit on into each job, and cost time for nothing.
     gc.freeze()
-    source = iter(items)
+    workers: list[_Job[T]] = []
+    finished = False
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            pending: deque[Any] = deque()
-
-            def submit() -> bool:
-                batch = list(islice(source, BATCH))
-                if batch:
-                    pending.append(pool.apply_async(_run_batch, (batch,)))
-                return bool(batch)
-
-            while len(pending) < jobs * AHEAD and submit():
-                pass
-            while pending:
-                results = pending.popleft().get()
-                submit()
-                yield from results
+        for _ in range(jobs):
+            workers.append(_Job(workers))
+        yield from _hand_out(workers, batches(items, jobs), lost)
+        finished = True
     finally:
         _work = None
+        for job in workers:
+            job.stop(finished)
         gc.unfreeze()
 
 
-def _run_batch(batch: list[Any]) -> list[Any]:
+def _hand_out(workers: list[_Job[T]], source: Iterator[list[T]],
+              lost: Callable[[list[T], str], R]) -> Iterator[R]:
+    done: dict[int, R] = {}  # results come in any order, and go out in order
+    sent = written = 0
+    limit = 2 * AHEAD * len(workers)  # batches sent and not written: a slow one holds the rest
+    while True:
+        for job in workers:
+            while len(job.queued) < AHEAD and sent - written < limit:
+                batch = next(source, None)
+                if batch is None:
+                    break
+                job.send(sent, batch)
+                sent += 1
+        if written == sent:
+            return
+        ready = wait([job.conn for job in workers if job.queued])
+        for i, job in enumerate(workers):
+            if job.conn not in ready:
+                continue
+            try:
+                result = job.conn.recv()
+            except (EOFError, OSError):  # the job died: its batches are lost, a new one follows
+                why = job.stop(False)
+                for number, batch in job.queued:
+                    done[number] = lost(batch, why)
+                workers[i] = _Job(workers)
+            else:
+                done[job.queued.popleft()[0]] = result
+        while written in done:
+            yield done.pop(written)
+            written += 1
+
+
+class _Job(Generic[T]):
+    """A worker process and its pipe, with the batches sent to it and not yet returned."""
+
+    conn: Connection
+
+    def __init__(self, others: list[_Job[T]]) -> None:
+        ours, theirs = multiprocessing.Pipe()
+        context = multiprocessing.get_context("fork")
+        # This process's pipe ends are closed in the new job (its own, and the other jobs'): a
+        # job must see its pipe close when this process closes it or goes away.
+        self.process = context.Process(target=_serve, args=(theirs, [ours, *(job.conn for job in others)]),
+                                       daemon=True)
+        self.process.start()
+        theirs.close()
+        self.conn = ours
+        self.queued: deque[tuple[int, list[T]]] = deque()
+
+    def send(self, number: int, batch: list[T]) -> None:
+        self.queued.append((number, batch))
+        with contextlib.suppress(OSError):  # it died: its pipe says so when its result is read
+            self.conn.send(batch)
+
+    def stop(self, finished: bool) -> str:
+        """End the job (it exits when its pipe closes; killed when the run did not finish);
+        returns how it ended."""
+        self.conn.close()
+        if not finished and self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"its job was killed by signal {-code}"
+        return f"its job exited with status {code}"
+
+
+def _serve(conn: Connection, inherited: list[Connection]) -> None:
+    """A job: batches in, results out, until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C: the parent stops the jobs
+    for other in inherited:
+        other.close()
     assert _work is not None
-    return [_work(item) for item in batch]
+    while True:
+        try:
+            batch = conn.recv()
+        except EOFError:
+            return
+        conn.send(_work(batch))

@@ -2,27 +2,77 @@
 
 Each message is opened as a stream when its turn comes, never read whole: dry-run reads a
 50 MB message the way `serve` receives one, in chunks (see dryrun.read_message).
+
+An Item names a message (a path, and for an mbox the byte span of the message in it): dry-run's
+jobs hand items to worker processes, which open and read the messages themselves, so an item is a
+small tuple of plain values, cheap to pickle.
 """
 
 from __future__ import annotations
 
-import functools
-import mailbox
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
+
+SCAN_CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     source: str
-    """The path, with `#N` (0-based) for a message inside an mbox or a Maildir key."""
-    path: Path
-    index: int | None
-    opener: Callable[[], IO[bytes]] | None
-    """Opens the message for reading (the caller closes it); None when it cannot be read."""
+    """The path, with `#N` (0-based) for a message inside an mbox."""
+    path: str
+    number: int | None = None
+    """The message's number in its mbox (0-based)."""
+    span: tuple[int, int] | None = None
+    """In an mbox: where the message's From_ line starts, and where the message ends."""
     error: str | None = None
+    """Why the message cannot be read (it is not opened then)."""
+
+    def open(self) -> IO[bytes]:
+        """The message for reading, without an mbox's From_ line (the caller closes it)."""
+        if self.error is not None:
+            raise OSError(self.error)
+        stream = open(self.path, "rb")  # closed by the caller, or below
+        if self.span is None:
+            return stream
+        try:
+            start, stop = self.span
+            stream.seek(start)
+            stream.readline()  # the From_ line
+            return cast("IO[bytes]", _Slice(stream, stop))
+        except BaseException:
+            stream.close()
+            raise
+
+
+class _Slice:
+    """A file read from its position up to `stop`, as mailbox reads an mbox message; closing it
+    closes the file."""
+
+    def __init__(self, stream: IO[bytes], stop: int) -> None:
+        self._stream = stream
+        self._left = max(stop - stream.tell(), 0)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        data = self._stream.readline(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> _Slice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _is_maildir(path: Path) -> bool:
@@ -41,52 +91,64 @@ def iter_items(paths: list[str]) -> Iterator[Item]:
     for name in paths:
         path = Path(name)
         if not path.exists():
-            yield Item(name, path, None, None, "no such file or directory")
+            yield Item(name, str(path), error="no such file or directory")
         elif path.is_dir() and _is_maildir(path):
             yield from _maildir(path)
         elif path.is_dir():
             for file in sorted(path.rglob("*.eml")):
-                yield _file(file)
+                yield Item(str(file), str(file))
         elif _is_mbox(path):
             yield from _mbox(path)
         else:
-            yield _file(path)
-
-
-def _file(path: Path) -> Item:
-    return Item(str(path), path, None, functools.partial(_open_file, path))
-
-
-# Openers are module functions bound with partial: dry-run's jobs pickle items to other processes.
-def _open_file(path: Path) -> IO[bytes]:
-    return path.open("rb")
-
-
-def _open_mbox_message(path: str, key: str) -> IO[bytes]:
-    return cast("IO[bytes]", _mbox_box(path).get_file(key))
-
-
-@functools.lru_cache(maxsize=4)
-def _mbox_box(path: str) -> mailbox.mbox:
-    """One mbox object (and one scan of the file for its table) per file and process."""
-    return mailbox.mbox(path, create=False)
+            yield Item(str(path), str(path))
 
 
 def _mbox(path: Path) -> Iterator[Item]:
+    name = str(path)
     try:
-        box = mailbox.mbox(str(path), create=False)
-        keys = list(box.keys())
-    except (OSError, mailbox.Error) as exc:
-        yield Item(str(path), path, None, None, str(exc))
-        return
-    for i, key in enumerate(keys):
-        # The message after its From_ line, read from the mbox file itself (mailbox's own
-        # get_bytes reads it whole).
-        yield Item(f"{path}#{i}", path, i, functools.partial(_open_mbox_message, str(path), key))
+        with path.open("rb") as fh:
+            for i, span in enumerate(mbox_spans(fh)):
+                yield Item(f"{name}#{i}", name, i, span)
+    except OSError as exc:
+        yield Item(name, name, error=str(exc))
+
+
+_FROM_LINE = re.compile(rb"^From ", re.M)
+
+
+def mbox_spans(fh: IO[bytes], chunk: int = SCAN_CHUNK) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each message in an mbox, as mailbox.mbox's table of contents has them,
+    found as the file is read: a message starts at each line beginning with `From `, and ends
+    where the next one starts, less the one blank line before it (mailbox reads the file line by
+    line in Python; this finds the lines with a regular expression over large reads)."""
+    base = 0  # the file offset of data[0], always the start of a line
+    carry = b""  # the unfinished last line of the previous read
+    empty_before = False  # whether the line before data[0] is a bare "\n"
+    start: int | None = None
+    while True:
+        more = fh.read(chunk)
+        data = carry + more
+        end = data.rfind(b"\n") + 1 if more else len(data)  # whole lines only, but at the end
+        for match in _FROM_LINE.finditer(data, 0, end):
+            at = match.start()
+            if start is not None:
+                blank = empty_before if at == 0 else at == 1 or data[at - 2] == 0x0A
+                yield start, base + at - blank
+            start = base + at
+        if not more:
+            break
+        if end:  # the last whole line read is bare when the line before it ends just before it
+            empty_before = end == 1 or data[end - 2] == 0x0A
+        carry = data[end:]
+        base += end
+    if start is not None:  # the end of the file, less a last bare line
+        yield start, base + len(data) - (empty_before and not data)
 
 
 def _maildir(path: Path) -> Iterator[Item]:
     # Read the files directly: a Maildir message is one file in new/ or cur/.
     for sub in ("new", "cur"):
-        for file in sorted(p for p in (path / sub).iterdir() if not p.name.startswith(".")):
-            yield _file(file)
+        folder = str(path / sub)
+        for name in sorted(n for n in os.listdir(folder) if not n.startswith(".")):
+            file = os.path.join(folder, name)
+            yield Item(file, file)
