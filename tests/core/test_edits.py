@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.support.builders import transaction
 
 from mailwarden.core.decisions import (
