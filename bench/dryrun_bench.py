@@ -65,12 +65,16 @@ class Run:
     parent_cpu: float  # seconds, the parent process alone
 
 
+def command(mbox: Path, jobs: int) -> list[str]:
+    return [sys.executable, "-c", PARENT_CPU, "dry-run", "--json", "--jobs", str(jobs),
+            "--zone", str(DATA / "test.zone"), "--client-ip", "192.0.2.10",
+            "--mail-from", "alice@example.com", str(mbox)]
+
+
 def dry_run(mbox: Path, jobs: int, out: Path, count: int) -> Run:
     """One run: its own reported rate (from the first message to the last, as dry-run's summary
     line gives it), the rate over the whole command, start-up included, and the parent's CPU."""
-    cmd = [sys.executable, "-c", PARENT_CPU, "dry-run", "--json", "--jobs", str(jobs),
-           "--zone", str(DATA / "test.zone"), "--client-ip", "192.0.2.10", "--mail-from", "alice@example.com",
-           str(mbox)]
+    cmd = command(mbox, jobs)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with out.open("wb") as fh:
@@ -86,6 +90,21 @@ def dry_run(mbox: Path, jobs: int, out: Path, count: int) -> Run:
     return Run(rate, count / elapsed, float(parent[1]))
 
 
+def ceiling(shares: list[Path]) -> float:
+    """What N CPUs give at best: N independent `--jobs 1` commands at once, one on each share of
+    the messages (nothing handed out, nothing gathered); the sum of their reported rates."""
+    procs = [subprocess.Popen(command(share, 1), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for share in shares]
+    total = 0.0
+    for proc in procs:
+        _, err = proc.communicate()
+        reported = re.search(rb"([\d.]+) msg/s", err)
+        if proc.returncode != 0 or reported is None:
+            raise SystemExit(f"dry-run --jobs 1 on a share failed: {err.decode()[-1500:]}")
+        total += float(reported[1])
+    return total
+
+
 def rows(args: argparse.Namespace) -> list[Row]:
     jobs = args.jobs or default_jobs()
     with tempfile.TemporaryDirectory(prefix="dryrunbench") as t:
@@ -93,12 +112,17 @@ def rows(args: argparse.Namespace) -> list[Row]:
         mbox, empty = tmp / "Maildir", tmp / "Empty"
         corpus(mbox, args.messages)
         corpus(empty, 0)
+        shares = [tmp / f"Share-{i}" for i in range(jobs)]
+        for share in shares:
+            corpus(share, args.messages // jobs)
         runs: dict[int, list[Run]] = {jobs: [], 1: []}
         startup: list[float] = []
+        best: list[float] = []
         for _ in range(args.rounds):
             startup.append(dry_run(empty, 1, tmp / "out-empty.json", 0).parent_cpu)
             for n in runs:
                 runs[n].append(dry_run(mbox, n, tmp / f"out-{n}.json", args.messages))
+            best.append(ceiling(shares))
         if (tmp / f"out-{jobs}.json").read_bytes() != (tmp / "out-1.json").read_bytes():
             raise SystemExit(f"dry-run --jobs {jobs} wrote other output than --jobs 1")
         # ru_maxrss of the children: the largest single process seen so far.
@@ -119,10 +143,17 @@ def rows(args: argparse.Namespace) -> list[Row]:
                    f"{whole[1]:.0f}, {whole[jobs] / whole[1]:.2f}x. The parent process's CPU, start-up "
                    f"({start:.2f} s) taken off: {parent_us[jobs]:.1f} us/msg with --jobs {jobs} "
                    f"({share:.1%} of the command's), {parent_us[1]:.0f} with --jobs 1 (all the work). "
+                   f"The ceiling, {jobs} independent --jobs 1 commands at once on {jobs} shares of the "
+                   f"messages: {max(best):.0f}/s, {max(best) / rows_best(runs[1]):.2f}x; --jobs {jobs} is "
+                   f"{rows_best(runs[jobs]) / max(best):.0%} of it. "
                    f"Peak RSS: the largest process of either side")
     row.print()
     print(f"  {row.note}", flush=True)
     return [row]
+
+
+def rows_best(runs: list[Run]) -> float:
+    return max(run.round.rate for run in runs)
 
 
 def parser() -> argparse.ArgumentParser:
