@@ -4,6 +4,7 @@ is lost or duplicated. Counted at the sink."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -162,6 +163,56 @@ def test_the_spool_directory_removed(postfix: PostfixInstance, served: Callable[
                 between=lambda attempt: spool.mkdir() if attempt == 2 else None)
     assert sent.attempts[0].code == 451, str(sent.attempts[0])
     assert exactly_once_or_refused(postfix, sent) == "delivered"
+
+
+@pytest.fixture
+def tiny_spool(tmp_path: Path) -> Iterator[Path]:
+    """A private 256 KiB tmpfs, to be filled: a spool disk that runs full."""
+    spool = tmp_path / "tiny-spool"
+    spool.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(spool)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield spool
+    finally:
+        subprocess.run(["umount", "--lazy", str(spool)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Writes a file in `directory` until the disk is full; returns it (unlink it to free the space)."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("size", [7, 20_000], ids=["smaller-than-a-write-buffer", "larger"])
+def test_the_spool_directory_full(postfix: PostfixInstance, served: Callable[..., FaultServe],
+                                  tiny_spool: Path, size: int) -> None:
+    # As with the removed spool: one worker, settled on `tiny_spool` while it has room.
+    config = CONFIG + "[milter]\nspool_threshold = 0\nworkers = 1\n"
+    proc = served(zone_text=ZONE, config=config, env={"TMPDIR": str(tiny_spool)})
+    good_still_delivered(postfix)
+    filler = fill(tiny_spool)
+    body = (b"full spool line\r\n" * (size // 17 + 1))[:size - 2] + b"\r\n"
+    sent = send(postfix, postfix.alt, "spooled", from_domain="good.test", body=body, tries=4,
+                between=lambda attempt: filler.unlink() if attempt == 2 else None)
+    # Temp-failed while the disk is full (Postfix keeps the message and retries), never a 5xx.
+    assert [a.code for a in sent.attempts] == [451, 451, 250], [str(a) for a in sent.attempts]
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+    delivery = postfix.wait_delivery(sent.rcpt)
+    assert delivery.headers_and_body()[1] == body  # whole, as sent
+    good_still_delivered(postfix)
+    # One line per temp-failed message, with the reason; no traceback.
+    assert proc.log().count("No space left on device") == 2, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
 
 
 def test_sigterm_under_load(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:
