@@ -147,3 +147,18 @@ def test_batches_shrink_at_the_end_and_keep_every_item() -> None:
 def test_jobs_must_be_positive(tmp_path: Path) -> None:
     proc = dry_run("--jobs", "0", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith("mailwarden: --jobs")
+
+
+def test_jobs_end_quietly_when_dry_run_is_killed(tmp_path: Path) -> None:
+    corpus(tmp_path, 40 * BATCH)
+    proc = subprocess.Popen([sys.executable, "-m", "mailwarden", "dry-run", "--jobs", "2", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # the jobs are at work
+    proc.kill()
+    proc.wait(timeout=60)
+    # The jobs hold stderr too: it ends when the last of them has exited.
+    err = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert "Traceback" not in err, err

@@ -168,6 +168,10 @@ def _serve(conn: Connection, inherited: list[Connection]) -> None:
     while True:
         try:
             batch = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the parent is done, or gone
             return
-        conn.send(_work(batch))
+        result = _work(batch)
+        try:
+            conn.send(result)
+        except OSError:  # the parent is gone: nobody to report to
+            return
