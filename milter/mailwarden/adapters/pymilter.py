@@ -353,7 +353,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         if tx is not None and not self._failed_msg:
             try:
                 tx.message.body.write(chunk)
-            except Exception:  # a full spool disk, say: the MTA must keep the message and retry
+            except OSError as exc:  # a full or missing spool: the MTA must keep the message and retry
+                self._failed_msg = f"cannot spool the body, message temp-failed: {exc}"
+            except Exception:
                 self._failed_msg = _failure("body")
         return self._rc_body
 
