@@ -97,6 +97,9 @@ def rows(args: argparse.Namespace) -> list[Row]:
     if not (shutil.which("unshare") and shutil.which("ip") and shutil.which("opendkim")):
         print("inet_bench.py needs unshare (util-linux), ip (iproute2) and opendkim: skipped")
         return []
+    if subprocess.run(["unshare", "--net", "true"], check=False).returncode != 0:
+        print("inet_bench.py: no private network namespace here (unshare --net failed): skipped")
+        return []
     with tempfile.TemporaryDirectory(prefix="inetbench") as t:
         out = Path(t) / "rows.pickle"
         cmd = ["unshare", "--net", "--", sys.executable, __file__, "--rows-to", str(out),
