@@ -105,8 +105,21 @@ def ceiling(shares: list[Path]) -> float:
     return total
 
 
+def machine_load() -> str:
+    """The load average, and whether the scheduler shares the CPUs per session (autogroup): then
+    the processes of one command together get one session's share, however many jobs it runs, and
+    a `nice 19` process in another session still takes a full share of its own."""
+    load = Path("/proc/loadavg").read_text().split()[0]
+    try:
+        autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        autogroup = False
+    return f"load average {load}" + (", sched_autogroup on" if autogroup else "")
+
+
 def rows(args: argparse.Namespace) -> list[Row]:
     jobs = args.jobs or default_jobs()
+    load = machine_load()
     with tempfile.TemporaryDirectory(prefix="dryrunbench") as t:
         tmp = Path(t)
         mbox, empty = tmp / "Maildir", tmp / "Empty"
@@ -146,7 +159,7 @@ def rows(args: argparse.Namespace) -> list[Row]:
                    f"The ceiling, {jobs} independent --jobs 1 commands at once on {jobs} shares of the "
                    f"messages: {max(best):.0f}/s, {max(best) / rows_best(runs[1]):.2f}x; --jobs {jobs} is "
                    f"{rows_best(runs[jobs]) / max(best):.0%} of it. "
-                   f"Peak RSS: the largest process of either side")
+                   f"Peak RSS: the largest process of either side. At the start: {load}")
     row.print()
     print(f"  {row.note}", flush=True)
     return [row]
