@@ -11,7 +11,6 @@ small tuple of plain values, cheap to pickle.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, NamedTuple, cast
@@ -113,14 +112,21 @@ def _mbox(path: Path) -> Iterator[Item]:
         yield Item(name, name, error=str(exc))
 
 
-_FROM_LINE = re.compile(rb"^From ", re.M)
+def _from_lines(data: bytes, end: int) -> Iterator[int]:
+    """Where the lines that begin with `From ` start in data[:end] (data[0] starts a line)."""
+    if data.startswith(b"From ", 0, end):
+        yield 0
+    at = data.find(b"\nFrom ", 0, end)
+    while at >= 0:
+        yield at + 1
+        at = data.find(b"\nFrom ", at + 1, end)
 
 
 def mbox_spans(fh: IO[bytes], chunk: int = SCAN_CHUNK) -> Iterator[tuple[int, int]]:
     """(start, stop) of each message in an mbox, as mailbox.mbox's table of contents has them,
     found as the file is read: a message starts at each line beginning with `From `, and ends
     where the next one starts, less the one blank line before it (mailbox reads the file line by
-    line in Python; this finds the lines with a regular expression over large reads)."""
+    line in Python; this searches large reads for them)."""
     base = 0  # the file offset of data[0], always the start of a line
     carry = b""  # the unfinished last line of the previous read
     empty_before = False  # whether the line before data[0] is a bare "\n"
@@ -129,8 +135,7 @@ def mbox_spans(fh: IO[bytes], chunk: int = SCAN_CHUNK) -> Iterator[tuple[int, in
         more = fh.read(chunk)
         data = carry + more
         end = data.rfind(b"\n") + 1 if more else len(data)  # whole lines only, but at the end
-        for match in _FROM_LINE.finditer(data, 0, end):
-            at = match.start()
+        for at in _from_lines(data, end):
             if start is not None:
                 blank = empty_before if at == 0 else at == 1 or data[at - 2] == 0x0A
                 yield start, base + at - blank
