@@ -11,7 +11,13 @@ rendered to bytes) to yield in order. No pool: no task or result threads here, o
 job. Each job has a second batch queued behind the one it is working on, so it never waits for
 this process; a job that finishes gets the next batch, and batches shrink at the end of the input
 so that the last one does not keep one CPU busy while the others have nothing left. At most
-2 batches per job are in flight, so a large mbox is not read ahead of what has been written.
+4 batches per job are out and not yet written, so a large mbox is not read far ahead of the output.
+
+Where the kernel shares the CPUs per session (sched_autogroup, on by default in many
+distributions), all the jobs together get one session's share when other sessions keep the CPUs
+busy, however many there are (and a `nice 19` process in another session still takes a full
+share): N jobs are then no faster than one. On idle CPUs they are N times one, less the
+hand-out.
 """
 
 from __future__ import annotations
