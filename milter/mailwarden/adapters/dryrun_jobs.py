@@ -16,8 +16,8 @@ so that the last one does not keep one CPU busy while the others have nothing le
 Where the kernel shares the CPUs per session (sched_autogroup, on by default in many
 distributions), all the jobs together get one session's share when other sessions keep the CPUs
 busy, however many there are (and a `nice 19` process in another session still takes a full
-share): N jobs are then no faster than one. On idle CPUs they are N times one, less the
-hand-out.
+share): N jobs are then no faster than one. bench/dryrun_bench.py measures them against N
+independent single-job commands at once (the ceiling), and prints the load it ran under.
 """
 
 from __future__ import annotations
