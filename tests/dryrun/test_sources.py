@@ -5,11 +5,13 @@ from its span must be the bytes mailbox gives for it, whatever the read boundari
 from __future__ import annotations
 
 import mailbox
+import os
 import random
 from pathlib import Path
 
 import pytest
 
+from mailwarden.adapters import sources
 from mailwarden.adapters.sources import iter_items, mbox_spans
 
 HAND_PICKED = [
@@ -63,3 +65,23 @@ def test_messages_read_from_their_spans_are_mailboxs(tmp_path: Path) -> None:
             with item.open() as stream:
                 read.append(stream.readline() + stream.read(3) + stream.read())
         assert read == messages, data
+
+
+def test_a_maildir_folder_that_cannot_be_listed_is_one_bad_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maildir = mailbox.Maildir(str(tmp_path / "Maildir"))
+    maildir.add(b"Subject: kept\n\nbody\n")
+    listdir = os.listdir
+
+    def denied_in_cur(folder: str) -> list[str]:  # root may read any folder: refuse as for a user
+        if str(folder).endswith("cur"):
+            raise PermissionError(13, "Permission denied")
+        return listdir(folder)
+
+    monkeypatch.setattr(sources.os, "listdir", denied_in_cur)
+    items = list(iter_items([str(tmp_path / "Maildir")]))
+    assert [(item.path, item.error) for item in items] == [
+        *((str(p), None) for p in (tmp_path / "Maildir" / "new").iterdir()),
+        (str(tmp_path / "Maildir" / "cur"), "Permission denied"),
+    ]

@@ -154,6 +154,11 @@ def _maildir(path: Path) -> Iterator[Item]:
     # Read the files directly: a Maildir message is one file in new/ or cur/.
     for sub in ("new", "cur"):
         folder = str(path / sub)
-        for name in sorted(n for n in os.listdir(folder) if not n.startswith(".")):
+        try:
+            names = os.listdir(folder)
+        except OSError as exc:  # one line for this folder; the rest of the input goes on
+            yield Item(folder, folder, error=exc.strerror or str(exc))
+            continue
+        for name in sorted(n for n in names if not n.startswith(".")):
             file = os.path.join(folder, name)
             yield Item(file, file)
