@@ -8,7 +8,7 @@ few string replacements instead of folding tags on every message.
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -65,13 +65,12 @@ class Signer:
 
     def header_list(self, headers: Sequence[Header]) -> list[str]:
         """h=: every present instance of the signed names, plus one more for oversigned names."""
-        counts: dict[str, int] = {}
-        for h in headers:
-            key = h.name.lower()
-            counts[key] = counts.get(key, 0) + 1
+        return self._names(_by_name(headers))
+
+    def _names(self, by_name: dict[str, list[Header]]) -> list[str]:
         out: list[str] = []
         for key, over in self._plan:  # type: ignore[attr-defined]
-            n = counts.get(key, 0) + over
+            n = len(by_name.get(key, ())) + over
             if n:
                 out.extend([key] * n)
         return out
@@ -87,9 +86,10 @@ class Signer:
         hc, _, bc = self.canonicalization.partition("/")
         # Bodies come from the milter or core.wire: CRLF line ends already.
         bh = body_hashes(body(), [(bc, "sha256", None)], fix_lf=False)[(bc, "sha256", None)]
-        bh_text = base64.b64encode(bh.digest()).decode("ascii")
-        names = tuple(self.header_list(headers))
-        signed = _signed_headers(hc, names, headers)
+        bh_text = binascii.b2a_base64(bh.digest(), newline=False).decode("ascii")
+        by_name = _by_name(headers)  # one pass over the headers for h= and the signed data
+        names = tuple(self._names(by_name))
+        signed = _canonical_headers(hc, names, by_name)
         t = str(int(now))
         x = str(int(now) + self.expire) if self.expire else ""
         values = []
@@ -100,7 +100,7 @@ class Signer:
             else:
                 value = self._value(k, names, t, x, bh_text)
                 canonical = canon_header(hc, b"DKIM-Signature", _enc(value))[:-2]
-            b = base64.b64encode(k.key.sign(signed + canonical)).decode("ascii")
+            b = binascii.b2a_base64(k.key.sign(signed + canonical), newline=False).decode("ascii")
             values.append(value + "\n\t".join([b[i:i + 72] for i in range(0, len(b), 72)]))
         return values
 
@@ -134,10 +134,19 @@ class Signer:
         return template
 
 
-def _signed_headers(canon: str, names: Sequence[str], headers: Sequence[Header]) -> bytes:
+def _by_name(headers: Sequence[Header]) -> dict[str, list[Header]]:
     by_name: dict[str, list[Header]] = {}
     for h in headers:
         by_name.setdefault(h.name.lower(), []).append(h)
+    return by_name
+
+
+def _signed_headers(canon: str, names: Sequence[str], headers: Sequence[Header]) -> bytes:
+    return _canonical_headers(canon, names, _by_name(headers))
+
+
+def _canonical_headers(canon: str, names: Sequence[str], by_name: dict[str, list[Header]]) -> bytes:
+    """The h= headers canonicalized, each name's instances taken bottom up (`by_name` is used up)."""
     parts = []
     for name in names:
         instances = by_name.get(name)
