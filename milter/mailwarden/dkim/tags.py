@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 
@@ -73,6 +74,22 @@ def _b64_joined(value: bytes, tag: str) -> bytes:
         raise TagError(f"{tag}= is not base64") from None
 
 
+# A signer writes the same few d=, s= and h= values on all its mail: each is checked once.
+@functools.lru_cache(maxsize=1024)
+def _domain_and_selector(d: bytes, s: bytes) -> tuple[str, str]:
+    try:
+        domain = d.decode("ascii").lower().rstrip(".")
+        selector = s.decode("ascii").lower()
+    except UnicodeDecodeError:
+        raise TagError("d= or s= is not ASCII") from None
+    if not _DOMAIN.match(domain):
+        raise TagError(f"d={domain} is not a domain name")
+    if not selector or not all(_DOMAIN.match(p) for p in selector.split(".")):
+        raise TagError(f"s={selector} is not a selector")
+    return domain, selector
+
+
+@functools.lru_cache(maxsize=1024)
 def _header_names(h: bytes) -> tuple[str, ...]:
     """h= as lower-case names, each stripped of the whitespace around it."""
     joined = _H_SEP.sub(b":", h.strip(_WSP))
@@ -139,15 +156,7 @@ def parse_signature(value: bytes) -> tuple[dict[str, bytes], Signature]:
     q = tags.get("q", b"dns/txt").lower()
     if q != b"dns/txt" and b"dns/txt" not in [x.strip() for x in q.split(b":")]:
         raise TagError(f"unsupported query method q={q.decode('ascii', 'replace')}")
-    try:
-        domain = tags["d"].decode("ascii").lower().rstrip(".")
-        selector = tags["s"].decode("ascii").lower()
-    except UnicodeDecodeError:
-        raise TagError("d= or s= is not ASCII") from None
-    if not _DOMAIN.match(domain):
-        raise TagError(f"d={domain} is not a domain name")
-    if not selector or not all(_DOMAIN.match(p) for p in selector.split(".")):
-        raise TagError(f"s={selector} is not a selector")
+    domain, selector = _domain_and_selector(tags["d"], tags["s"])
     headers = _header_names(tags["h"])
     if "from" not in headers:
         raise TagError("h= does not include From")
