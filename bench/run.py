@@ -6,7 +6,7 @@
 Each benchmark module gives rows (_milters.Row): mailwarden against its reference, measured in the
 same run in interleaved rounds. RESULTS.md gets the date, the machine, the load average, the
 exact commands, the table, and then bench/findings.md (the profile and what the figures mean,
-written by hand) verbatim.
+written by hand) verbatim, and the soak's curves from bench/soak.json (bench/soak.py --record).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import dkim_bench
 import dryrun_bench
 import inet_bench
 import pipeline_bench
+import soak_render
 from _milters import Measured, Round, Row
 
 HERE = Path(__file__).resolve().parent
@@ -111,6 +112,9 @@ def render(meta: dict[str, Any], rows: list[Row]) -> str:
     findings = HERE / "findings.md"
     if findings.exists():
         text += [findings.read_text()]
+    soak = HERE / "soak.json"
+    if soak.exists():  # written by bench/soak.py --record: too long for make bench, run on its own
+        text += soak_render.section(json.loads(soak.read_text()))
     return "\n".join(text)
 
 

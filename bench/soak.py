@@ -10,7 +10,7 @@ every worker's RSS, and the highest thread count and descriptor count of the las
 5% (or of one more) of the highest of the first (they follow the momentary number of connections,
 so their peaks are compared, not their means); zero errors; no worker replaced.
 
-    python bench/soak.py --messages 1000000 --concurrency 32 --every 10 --csv soak.csv
+    python bench/soak.py --messages 1000000 --concurrency 32 --every 10 --record bench/soak.json
 
 tests/reliability/test_soak.py runs 20,000 messages in CI.
 """
@@ -18,7 +18,12 @@ tests/reliability/test_soak.py runs 20,000 messages in CI.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import json
+import os
 import random
+import shlex
 import sys
 import threading
 import time
@@ -216,14 +221,35 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
     return result
 
 
+def record(result: Result, argv: list[str]) -> dict[str, object]:
+    """The run as bench/run.py renders it: what was run, when, the verdicts and every sample."""
+    return {
+        "command": shlex.join([".venv/bin/python", "bench/soak.py", *argv[1:]]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "messages": result.messages, "seconds": result.seconds, "errors": len(result.errors),
+        "workers_replaced": result.workers_replaced, "flat": result.flat(),
+        "back_at_rest": result.back_at_rest(),
+        "growth": [{"pid": pid, "metric": m, "growth": g} for (pid, m), g in result.growth().items()],
+        "at_rest": {"after_warmup": {str(p): dataclasses.asdict(u) for p, u in result.quiet_before.items()},
+                    "at_end": {str(p): dataclasses.asdict(u) for p, u in result.quiet_after.items()}},
+        "samples": [dataclasses.asdict(s) for s in result.samples],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--csv", type=Path, help="write the samples here")
+    parser.add_argument("--record", type=Path,
+                        help="write the run (command, summary, samples) here as JSON; bench/run.py "
+                             "puts bench/soak.json's curves in bench/RESULTS.md")
     args = parser.parse_args()
     result = soak(args.messages, args.concurrency, args.every)
+    if args.record is not None:
+        args.record.write_text(json.dumps(record(result, sys.argv), indent=1) + "\n")
     if args.csv is not None:
         lines = ["t,done,pid," + ",".join(METRICS)]
         lines += [f"{s.t:.1f},{s.done},{s.pid},{s.rss_kb},{s.threads},{s.fds}" for s in result.samples]

@@ -62,16 +62,31 @@ def apply_edit(tx: Transaction, edit: Edit) -> None:
         case AddRecipient(address=addr):
             tx.envelope = _with_rcpts(env, (*env.rcpts, addr))
         case DeleteRecipient(address=addr):
-            # delrcpt matches exactly and case-sensitively, as Postfix does.
-            wanted = strip_brackets(addr)
-            tx.envelope = _with_rcpts(env, tuple(r for r in env.rcpts if strip_brackets(r) != wanted))
+            _delete_recipients(tx, {strip_brackets(addr)})
         case ChangeSender(address=addr, params=params):
             tx.envelope = Envelope(addr, tuple(params.split()) if params else (), env.rcpts, env.queue_id)
 
 
 def apply_edits(tx: Transaction, edits: Iterable[Edit]) -> None:
+    # A run of deletions is applied as one pass over the recipients: deletions do not depend on
+    # each other, and a REDIRECT deletes every recipient (one pass each made 10,000 take 24 s).
+    doomed: set[str] = set()
     for edit in edits:
+        if isinstance(edit, DeleteRecipient):
+            doomed.add(strip_brackets(edit.address))
+            continue
+        if doomed:
+            _delete_recipients(tx, doomed)
+            doomed = set()
         apply_edit(tx, edit)
+    if doomed:
+        _delete_recipients(tx, doomed)
+
+
+def _delete_recipients(tx: Transaction, addresses: set[str]) -> None:
+    """delrcpt matches exactly and case-sensitively, as Postfix does."""
+    env = tx.envelope
+    tx.envelope = _with_rcpts(env, tuple(r for r in env.rcpts if strip_brackets(r) not in addresses))
 
 
 def _with_rcpts(env: Envelope, rcpts: tuple[str, ...]) -> Envelope:
