@@ -55,7 +55,7 @@ def test_the_prefilter_never_changes_the_first_match(tmp_path: Path) -> None:
         table.write_text("\n".join(lines) + "\n")
         fast = Matcher([load_table(table)])
         plain = Matcher([load_table(table)])
-        plain._names, plain._only_names = {}, None
+        plain._names, plain._only_names, plain._by_name = {}, None, {}
         for _ in range(60):
             value = " ".join(rng.choice([*WORDS, "x", "a@b", "|", "win@x"]) for _ in range(rng.randint(0, 5)))
             fold = rng.choice(["", "", "", "\n\tReceived: from win", "\nReceived: from win"])
