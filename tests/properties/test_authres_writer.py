@@ -21,6 +21,7 @@ from tests.properties.test_authres_read_back import AUTHSERV, DKIM, DOMAINS, HOS
 from mailwarden.arc.clause import arc_clause as package_arc_clause
 from mailwarden.arc.result import ArcResult
 from mailwarden.authres.add import FOLD_AT, _printable, _wrap, header_value
+from mailwarden.authres.headers import _split_chars, split_outside
 from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus, SpfResult, SpfScope, SpfStatus
 from mailwarden.core.facts import Facts
 from mailwarden.dmarc.result import Disposition, DmarcResult, DmarcStatus, Override, Policy
@@ -101,3 +102,8 @@ def test_writer_matches_the_authres_package(aid: str, spf: SpfResult | None, dki
     facts = Facts(*(f for f in (spf, DkimResults(tuple(dkim)) if dkim else None, arc, dmarc)
                     if f is not None))
     assert header_value(aid, facts, sender, helo) == package_header_value(aid, facts, sender, helo)
+
+
+@given(st.text(st.sampled_from(' ;()"\\ab='), max_size=30), st.sampled_from([" ", ";"]))
+def test_splitting_without_quotes_agrees_with_the_character_walk(text: str, sep: str) -> None:
+    assert split_outside(text, sep) == _split_chars(text, sep)

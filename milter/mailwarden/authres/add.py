@@ -58,8 +58,7 @@ def _wrap(clause: str) -> str:
     """Fold one long result at spaces outside quotes and comments."""
     if len(clause) <= FOLD_AT - 8:
         return clause
-    # Usually nothing is quoted or commented, and every space is a place to fold.
-    words = split_outside(clause, " ") if '"' in clause or "(" in clause else clause.split(" ")
+    words = split_outside(clause, " ")
     lines = [words[0]]
     for word in words[1:]:
         if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:

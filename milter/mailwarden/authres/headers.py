@@ -74,7 +74,34 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def split_outside(text: str, sep: str) -> list[str]:
-    """`text` split at each `sep` that stands outside quoted strings and (comments)."""
+    """`text` split at each `sep` (not a parenthesis) that stands outside quoted strings and
+    (comments)."""
+    if '"' in text:
+        return _split_chars(text, sep)
+    if "(" not in text:
+        return text.split(sep)  # an unmatched ")" opens nothing
+    # Only comments: split everywhere, then join pieces back while inside a comment.
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for piece in text.split(sep):
+        cur.append(piece)
+        if "(" in piece or ")" in piece:
+            for ch in piece:
+                if ch == "(":
+                    depth += 1
+                elif ch == ")":
+                    depth = max(depth - 1, 0)
+        if depth == 0:
+            parts.append(sep.join(cur))
+            cur = []
+    if cur:
+        parts.append(sep.join(cur))
+    return parts
+
+
+def _split_chars(text: str, sep: str) -> list[str]:
+    """split_outside() character by character: what quoted strings need."""
     parts: list[str] = []
     cur: list[str] = []
     quoted = escaped = False
