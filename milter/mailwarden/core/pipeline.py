@@ -64,10 +64,12 @@ class Pipeline:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names: {names}")
+        # A stage's phase is fixed: each callback walks only its own stages.
+        self._by_phase = {p: tuple(s for s in self.stages if s.phase is p) for p in PHASES}
 
     def has_phase(self, phase: Phase) -> bool:
         """Whether any stage runs in `phase` (the milter need not wait at a phase with none)."""
-        return any(stage.phase is phase for stage in self.stages)
+        return bool(self._by_phase[phase])
 
     def run_phase(self, tx: Transaction, phase: Phase, outcome: Outcome) -> Outcome:
         """Run the stages of one phase, folding their results into `outcome`.
@@ -75,10 +77,10 @@ class Pipeline:
         Stops at the first reject, tempfail, discard or accept (`Outcome.decide`). Edits are
         applied to `tx` as they come, so later stages see the message as it will be delivered.
         """
-        for stage in self.stages:
+        for stage in self._by_phase[phase]:
             if outcome.finished:
                 break
-            if stage.phase is not phase or not stage.applies(tx):
+            if not stage.applies(tx):
                 continue
             started = self._clock()
             try:
