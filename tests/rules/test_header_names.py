@@ -75,3 +75,15 @@ def test_headers_no_rule_names_skip_the_search(tmp_path: Path) -> None:
     assert m.candidates(b"dkim-signature: v=1; a=rsa-sha256; win") == []
     assert m.candidates(b"subject: win") == [0]
     assert m.candidates(b"cc: win@x") == [1]
+
+
+def test_a_header_no_rule_names_is_skipped_whole(tmp_path: Path) -> None:
+    table = tmp_path / "t.pcre"
+    table.write_text("/^Subject:.*win/ REJECT\n/^(To|Cc):.*win/ REJECT\n")
+    m = Matcher([load_table(table)])
+    assert m.skips(b"dkim-signature") and m.skips(b"x-subject")
+    assert not m.skips(b"subject") and not m.skips(b"cc")
+    table.write_text("/^Subject:.*win/ REJECT\n/win/ REJECT\n")  # a rule for any header
+    assert not Matcher([load_table(table)]).skips(b"dkim-signature")
+    table.write_text("")
+    assert Matcher([load_table(table)]).skips(b"subject")

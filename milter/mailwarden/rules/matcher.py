@@ -214,6 +214,11 @@ class Matcher:
     def __len__(self) -> int:
         return self._size
 
+    def skips(self, name: bytes) -> bool:
+        """Whether no rule can match a header of this name (as bytes, ASCII lower case), so the
+        header need not even be looked up."""
+        return not self.rules or (self._only_names is not None and name not in self._only_names)
+
     def _may_match(self, name: bytes, idx: int) -> bool:
         """Whether rule `idx` may match a header of this name (it names no header, or this one)."""
         names = self._names.get(idx)

@@ -203,6 +203,9 @@ class Session:
         """
         assert pos is not None
         header = self.headers[pos]
+        # The name as Matcher.candidates cuts it from the text: no text built for a skipped header.
+        if self.rules.matcher(klass).skips(header.name.encode("utf-8", "surrogateescape").lower()):
+            return 1
         hit = self.lookup(klass, header.text().encode("utf-8", "surrogateescape"))
         if hit is None:
             return 1
