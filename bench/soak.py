@@ -96,7 +96,7 @@ class Result:
     def back_at_rest(self) -> bool:
         """At rest after the run, every worker holds no more descriptors or threads than at rest
         after the warm-up: no connection's thread or descriptor stayed behind. (RSS at rest keeps
-        rising for the first ~130,000 messages, to a plateau: see bench/SOAK.md.)"""
+        rising for the first ~130,000 messages, to a plateau: the soak section of bench/RESULTS.md.)"""
         return not self.errors and not self.workers_replaced and all(
             pid in self.quiet_after
             and self.quiet_after[pid].fds <= before.fds

@@ -50,6 +50,11 @@ def steps(workers: dict[int, list[dict[str, Any]]], rows: int = 12) -> list[str]
     return lines
 
 
+def at_rest(workers: dict[str, dict[str, int]]) -> str:
+    return ", ".join(f"{chr(65 + n)} {u['rss_kb']:,} kB RSS, {u['threads']} threads, {u['fds']} descriptors"
+                     for n, (_, u) in enumerate(sorted(workers.items())))
+
+
 def section(soak: dict[str, Any]) -> list[str]:
     rate = soak["messages"] / max(soak["seconds"], 1e-9)
     grown = max((g["growth"] for g in soak["growth"] if g["metric"] == "rss_kb"), default=0.0)
@@ -65,8 +70,12 @@ def section(soak: dict[str, Any]) -> list[str]:
         f"- After warm-up: **{verdict}** (RSS within 5%: largest growth {grown:+.1%}, mean of the last "
         "quarter of the samples against the first; thread and descriptor peaks within 5% or one; "
         "back at rest with no more threads or descriptors than after the warm-up).",
-        f"- At rest after the warm-up: {rest['after_warmup']}; at the end: {rest['at_end']}.",
+        f"- At rest (no connection open) after the warm-up: {at_rest(rest['after_warmup'])}; "
+        f"at the end: {at_rest(rest['at_end'])}.",
         "- How the soak is driven and judged: bench/soak.py's docstring.", "",
+        "Each curve runs from its row's min (lowest bar) to its max (highest): the whole height of "
+        "an RSS curve is under 1 MB here. Threads and descriptors follow the connections open at "
+        "the moment of the sample.", "",
         *curves(workers), "",
         *steps(workers), "",
     ]

@@ -154,6 +154,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailwarden.adapters.pymilter import RuntimeHolder
     from mailwarden.bootstrap import build_runtime, default_rules_dir
     from mailwarden.reports.store import prepare as prepare_store
+    from mailwarden.rules.build import rule_dirs
     from mailwarden.socketspec import bind_problem
     from mailwarden.startline import rules_source, startup_line
 
@@ -175,9 +176,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # SIGHUP reloads the same files: the config, the zones and rules named on the command line.
         user, group = args.user.partition(":")[::2] if args.user else (None, None)
         prepare_store(config.reports.store, user or config.milter.user)  # before workers drop to it
-        return serve(RuntimeHolder(runtime), socket_spec,
+        holder = RuntimeHolder(runtime)
+        return serve(holder, socket_spec,
                      lambda: build_runtime(load(args.config), zones=args.zone, rules_dir=rules_dir),
-                     user=user, group=group)
+                     user=user, group=group,
+                     rule_dirs=lambda: rule_dirs(holder.current.config.rules, rules_dir)
+                     if holder.current.config.rules.enabled else [])
     except SocketInUse as exc:
         raise CommandFailed(str(exc)) from None
     except SocketError as exc:  # libmilter says only "cannot opensocket": add what we know

@@ -24,19 +24,20 @@ class Sent:
         return bool(self.attempts) and not self.attempts[-1].ok
 
 
-def message(rcpt: str, subject: str, from_domain: str = "sender.test", extra: str = "") -> bytes:
+def message(rcpt: str, subject: str, from_domain: str = "sender.test", extra: str = "",
+            body: bytes = b"hello\r\n") -> bytes:
     return (f"{extra}From: a@{from_domain}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{rcpt}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nhello\r\n").encode()
+            f"Message-ID: <{rcpt}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n").encode() + body
 
 
 def send(
     postfix: PostfixInstance, port: int, subject: str, *, tries: int = 3, from_domain: str = "sender.test",
-    extra: str = "", between: Callable[[int], object] | None = None,
+    extra: str = "", body: bytes = b"hello\r\n", between: Callable[[int], object] | None = None,
 ) -> Sent:
     """One message, retried on a 4xx or a dropped session (as a queue runner would, here after a
     short pause), given up after `tries`; a 5xx is final."""
     sent = Sent(unique_address())
-    raw = message(sent.rcpt, subject, from_domain, extra)
+    raw = message(sent.rcpt, subject, from_domain, extra, body)
     for attempt in range(tries):
         if attempt and between is not None:
             between(attempt)

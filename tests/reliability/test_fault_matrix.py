@@ -4,7 +4,9 @@ is lost or duplicated. Counted at the sink."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -15,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from tests.reliability.procs import children
-from tests.reliability.retrying import exactly_once_or_refused, send
+from tests.reliability.retrying import Sent, exactly_once_or_refused, send
 from tests.support.milterclient import MilterClient
 from tests.support.postfix import REMOTE_CLIENT, MailwardenProcess, PostfixInstance
+from tests.support.processes import until
 
 pytestmark = pytest.mark.postfix
 
@@ -162,6 +165,143 @@ def test_the_spool_directory_removed(postfix: PostfixInstance, served: Callable[
                 between=lambda attempt: spool.mkdir() if attempt == 2 else None)
     assert sent.attempts[0].code == 451, str(sent.attempts[0])
     assert exactly_once_or_refused(postfix, sent) == "delivered"
+
+
+GOOD_PACK = "/^Subject:.*forbidden/ REJECT forbidden subject\n"
+# What the postmaster meant to write next: the old rule in a group (its parenthesis unclosed, a
+# line `rules check` and postmap refuse) and a new one. Installed in part, or not at all, it
+# would let "forbidden" through; "banned" is refused only once a pack with it is in force.
+BROKEN_PACK = "/^Subject:.*(forbidden/ REJECT forbidden subject\n/^Subject:.*banned/ REJECT banned subject\n"
+FIXED_PACK = "/^Subject:.*(forbidden)/ REJECT forbidden subject\n/^Subject:.*banned/ REJECT banned subject\n"
+
+
+def put(pack: Path, text: str) -> None:
+    """Replaces the table whole (write beside, then rename), as a careful postmaster does."""
+    beside = pack.with_name(f".{pack.name}.new")
+    beside.write_text(text)
+    beside.rename(pack)
+
+
+def refused_with(sent: Sent, text: str) -> bool:
+    return sent.refused and 500 <= sent.attempts[-1].code < 600 and text in sent.attempts[-1].text
+
+
+
+
+@pytest.mark.parametrize("reload_interval", [0, 1], ids=["sighup-only", "and-polled"])
+def test_a_rule_pack_broken_during_a_reload(postfix: PostfixInstance,
+                                            mailwarden_factory: Callable[..., MailwardenProcess],
+                                            tmp_path: Path, reload_interval: int) -> None:
+    pack = tmp_path / "rules" / "header_checks" / "60-local.pcre"
+    pack.parent.mkdir(parents=True)
+    put(pack, GOOD_PACK)
+    config = CONFIG + f"[milter]\nworkers = 2\n[rules]\nreload_interval = {reload_interval}\n"
+    proc = mailwarden_factory(config, zone_text=ZONE, socket_path=postfix.alt_milter_path,
+                              args=["--rules-dir", str(tmp_path / "rules")])
+    assert proc.proc is not None
+    until(lambda: len(children(proc.proc.pid)) == 2, 10, "two workers")  # type: ignore[union-attr]
+    workers = set(children(proc.proc.pid))
+    results: list[tuple[str, Sent]] = []
+    stop = threading.Event()
+
+    def sender(n: int) -> None:
+        kinds = ("fine", "forbidden", "banned")
+        while not stop.is_set():
+            kind = kinds[(n + len(results)) % 3]
+            results.append((kind, send(postfix, postfix.alt, f"{kind} {n}", from_domain="good.test")))
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        until(lambda: len(results) >= 8, 60, "mail to flow")
+        put(pack, BROKEN_PACK)
+        if reload_interval:  # the supervisor's watch finds it on its own, settled after two checks
+            until(lambda: "rule packs changed: reloading" in proc.log(), 20, "the watch to see the pack")
+        else:
+            proc.proc.send_signal(signal.SIGHUP)
+        until(lambda: re.search("reload refused|reloaded:", proc.log()) is not None, 20, "the reload")
+        flowing = len(results)
+        until(lambda: len(results) >= flowing + 12, 60, "mail to flow after the refused reload")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+    # Under it all, the last good pack: "forbidden" refused with its reply, the rest delivered once.
+    assert {kind for kind, _ in results} == {"fine", "forbidden", "banned"}
+    for kind, sent in results:
+        assert all(a.code in (250, 550) for a in sent.attempts), [str(a) for a in sent.attempts]
+        outcome = exactly_once_or_refused(postfix, sent)
+        if kind == "forbidden":
+            assert refused_with(sent, "forbidden subject"), (kind, [str(a) for a in sent.attempts])
+        else:
+            assert outcome == "delivered", (kind, [str(a) for a in sent.attempts])
+    # The refusal names the file and line, and nothing was replaced.
+    refusal = rf"reload refused, keeping the running configuration: rules: {re.escape(str(pack))}:1:\d+: "
+    assert re.search(refusal + "error in regex", proc.log()), proc.log()
+    assert len(re.findall("reload refused", proc.log())) == 1  # tried once, not again until it changes
+    assert set(children(proc.proc.pid)) == workers
+    # The fixed pack, found by the watch or on the next SIGHUP: "banned" is refused now, "forbidden" still.
+    put(pack, FIXED_PACK)
+    if not reload_interval:
+        proc.proc.send_signal(signal.SIGHUP)
+    until(lambda: "reloaded:" in proc.log(), 20, "the reload of the fixed pack")
+    until(lambda: not workers & set(children(proc.proc.pid)), 20, "the old workers to go")  # type: ignore[union-attr]
+    for kind in ("banned", "forbidden"):
+        sent = send(postfix, postfix.alt, kind, from_domain="good.test")
+        assert exactly_once_or_refused(postfix, sent) == "refused"
+        assert refused_with(sent, f"{kind} subject"), [str(a) for a in sent.attempts]
+    good_still_delivered(postfix)
+
+
+@pytest.fixture
+def tiny_spool(tmp_path: Path) -> Iterator[Path]:
+    """A private 256 KiB tmpfs, to be filled: a spool disk that runs full."""
+    spool = tmp_path / "tiny-spool"
+    spool.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(spool)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield spool
+    finally:
+        subprocess.run(["umount", "--lazy", str(spool)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Writes a file in `directory` until the disk is full; returns it (unlink it to free the space)."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("size", [7, 20_000], ids=["smaller-than-a-write-buffer", "larger"])
+def test_the_spool_directory_full(postfix: PostfixInstance, served: Callable[..., FaultServe],
+                                  tiny_spool: Path, size: int) -> None:
+    # As with the removed spool: one worker, settled on `tiny_spool` while it has room.
+    config = CONFIG + "[milter]\nspool_threshold = 0\nworkers = 1\n"
+    proc = served(zone_text=ZONE, config=config, env={"TMPDIR": str(tiny_spool)})
+    good_still_delivered(postfix)
+    filler = fill(tiny_spool)
+    body = (b"full spool line\r\n" * (size // 17 + 1))[:size - 2] + b"\r\n"
+    sent = send(postfix, postfix.alt, "spooled", from_domain="good.test", body=body, tries=4,
+                between=lambda attempt: filler.unlink() if attempt == 2 else None)
+    # Temp-failed while the disk is full (Postfix keeps the message and retries), never a 5xx.
+    assert [a.code for a in sent.attempts] == [451, 451, 250], [str(a) for a in sent.attempts]
+    assert exactly_once_or_refused(postfix, sent) == "delivered"
+    delivery = postfix.wait_delivery(sent.rcpt)
+    assert delivery.headers_and_body()[1] == body  # whole, as sent
+    good_still_delivered(postfix)
+    # One line per temp-failed message, with the reason; no traceback.
+    assert proc.log().count("No space left on device") == 2, proc.log()
+    assert "Traceback" not in proc.log(), proc.log()
 
 
 def test_sigterm_under_load(postfix: PostfixInstance, served: Callable[..., FaultServe]) -> None:

@@ -2,7 +2,7 @@
 reused connections, live resolver against a loopback DNS server, after 10,000 to warm up: at rest
 afterwards, every worker holds no more threads or descriptors than at rest after the warm-up; the
 RSS sampled as it ran grows less than 5%; no error, no worker replaced. (A long run's curves:
-bench/SOAK.md.)"""
+the soak section of bench/RESULTS.md.)"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from mailwarden.errors import ConfigError
 from mailwarden.resolver.static import StaticZone
 from mailwarden.rules.build import rule_stages
 from mailwarden.rules.holder import RuleSetHolder
+from mailwarden.rules.watch import PackWatch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def _touch_later(path: Path) -> None:
 
 def test_reload_swaps_only_a_complete_good_set(tmp_path: Path) -> None:
     write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ REJECT old\n"})
-    holder = RuleSetHolder([tmp_path], interval=0)
+    holder = RuleSetHolder([tmp_path])
     first = holder.current
     path = tmp_path / "header_checks/10.pcre"
     path.write_text("/^Subject:/ REJECT new\n/^X-(/ REJECT broken\n")
@@ -76,25 +77,49 @@ def test_message_in_flight_keeps_its_set(tmp_path: Path) -> None:
     assert res.verdict is not None and res.verdict.action is Action.REJECT
 
 
-def test_polling_reloads_in_the_background(tmp_path: Path) -> None:
+def test_the_watch_counts_a_change_once_it_has_settled(tmp_path: Path) -> None:
     write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ WARN a\n"})
-    now = [0.0]
-    holder = RuleSetHolder([tmp_path], interval=5, clock=lambda: now[0])
-    first = holder.current
+    watch = PackWatch(lambda: [tmp_path])
     path = tmp_path / "header_checks/10.pcre"
+    assert not watch.changed()
+    # An editor rewriting in place, caught half-way: emptied ...
+    path.write_text("")
+    _touch_later(path)
+    assert not watch.changed()  # seen once: not yet
+    # ... then written: a different file again, so still not settled.
     path.write_text("/^Subject:/ WARN b\n")
     _touch_later(path)
-    holder.maybe_reload()
-    assert holder.current is first  # not yet: the interval has not passed
-    now[0] = 6.0
-    holder.maybe_reload()
-    for _ in range(200):
-        if holder.current is not first:
-            break
-        import time
+    assert not watch.changed()
+    assert watch.changed()  # the same at two checks in a row: reload now
+    assert not watch.changed()  # and only once
+    (tmp_path / "header_checks/20.pcre").write_text("/^X-A:/ WARN x\n")
+    assert not watch.changed()
+    watch.rebase()  # a SIGHUP reloaded meanwhile: nothing left to do
+    assert not watch.changed() and not watch.changed()
 
-        time.sleep(0.01)
-    assert holder.current is not first
+
+def test_the_watch_keeps_quiet_about_a_folder_it_cannot_read(caplog: pytest.LogCaptureFixture) -> None:
+    def unreadable() -> list[Path]:
+        raise PermissionError(13, "Permission denied", "/etc/mailwarden/rules")
+
+    with caplog.at_level("WARNING", logger="mailwarden.rules"):
+        watch = PackWatch(unreadable)  # the packs loaded at start stay in force
+        assert not watch.changed() and not watch.changed()
+    assert len([r for r in caplog.records if "cannot check the packs" in r.getMessage()]) == 1
+
+
+def test_a_worker_never_reloads_the_packs_on_its_own(tmp_path: Path) -> None:
+    """Only the supervisor reloads (a new runtime for every worker at once): a stage keeps the
+    packs its runtime was built with, however the files change."""
+    write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ WARN old\n"})
+    env = BuildEnv(config_for(tmp_path, "reload_interval = 0.001"), StaticZone.from_text(""), "mx", tmp_path)
+    stage = next(s for s in rule_stages(env) if s.phase is Phase.HEADERS)
+    path = tmp_path / "header_checks/10.pcre"
+    path.write_text("/^Subject:/ REJECT new\n")
+    _touch_later(path)
+    for _ in range(3):
+        res = stage.run(transaction([("Subject", " s")]), Outcome())
+        assert res.verdict is None and [r["action"] for r in res.rules] == ["WARN old"]
 
 
 def test_service_refuses_to_start_on_a_bad_rule(tmp_path: Path) -> None:
@@ -185,27 +210,3 @@ def test_rules_check_fails_on_every_postfix_warning(tmp_path: Path, kind: str) -
     assert "(the rule on line 3 is indented, joined to this IF, and lost)" in out
     assert f"{table}:10:1: warning: IF has no matching ENDIF" in out
     assert (f"{table}:11:2: warning: \\d is not an escape" in out) == (kind == "regexp")
-
-
-@pytest.mark.root
-def test_packs_the_worker_user_cannot_read_are_kept_not_a_failure(tmp_path: Path) -> None:
-    # Workers drop to [milter] user; a rules folder only root may read (a checkout under /root)
-    # must leave the packs loaded at start in force, never fail the message the check runs on.
-    write_packs(tmp_path, {"header_checks/10.pcre": "/^Subject:/ WARN a\n"})
-    now = [0.0]
-    holder = RuleSetHolder([tmp_path], interval=5, clock=lambda: now[0])
-    first = holder.current
-    tmp_path.chmod(0o700)
-    pid = os.fork()
-    if pid == 0:  # the worker, after its privilege drop
-        code = 1
-        try:
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            now[0] = 6.0
-            holder.maybe_reload()
-            code = 0 if holder.current is first else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0

@@ -60,9 +60,14 @@ DISCARD: int = Milter.DISCARD
 NOREPLY: int = Milter.NOREPLY
 
 # Protocol steps we never want skipped, and the reply-less steps we never want: without their
-# reply the milter could not reject at MAIL FROM or at end of headers.
+# reply the milter could not reject at MAIL FROM or at end of headers. DATA is answered although
+# nothing is decided there: at DATA Postfix's smtpd hands the milter connection to cleanup, and
+# over inet: (Nagle on in Postfix) cleanup's first write waited for our delayed ACK of smtpd's
+# last, reply-less one, about 40 ms per message. The reply carries that ACK at once
+# (bench/findings.md, "inet: sockets and Postfix").
 _UNWANTED: int = (
     Milter.P_RCPT_REJ | Milter.P_NOCONNECT | Milter.P_NOHELO | Milter.P_NOMAIL | Milter.P_NORCPT
+    | Milter.P_NODATA | Milter.P_NR_DATA
     | Milter.P_NOHDRS | Milter.P_NOEOH | Milter.P_NOBODY | Milter.P_NR_EOH
 )
 P_NR_MAIL: int = Milter.P_NR_MAIL
@@ -348,7 +353,9 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         if tx is not None and not self._failed_msg:
             try:
                 tx.message.body.write(chunk)
-            except Exception:  # a full spool disk, say: the MTA must keep the message and retry
+            except OSError as exc:  # a full or missing spool: the MTA must keep the message and retry
+                self._failed_msg = f"cannot spool the body, message temp-failed: {exc}"
+            except Exception:
                 self._failed_msg = _failure("body")
         return self._rc_body
 

@@ -29,7 +29,8 @@ class RulesSection:
     line_length_limit: int = 2048
     """Longer body lines are checked in pieces of this size (Postfix's line_length_limit)."""
     reload_interval: float = 5.0
-    """Seconds between checks of the rule files' mtimes; 0 turns automatic reloading off."""
+    """Seconds between the service's checks of the rule files (mtime and size); a change seen the
+    same at two checks in a row reloads as SIGHUP does, every worker at once. 0: SIGHUP only."""
 
     def check(self) -> list[tuple[str, str]]:
         problems = []

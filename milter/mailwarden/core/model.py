@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -110,9 +111,12 @@ class Body:
             for part in self._parts:
                 self._file.write(part)
             self._parts = []
-            return
-        self._file.seek(0, 2)
-        self._file.write(chunk)
+        else:
+            self._file.seek(0, 2)
+            self._file.write(chunk)
+        # A full spool disk must show here, where the adapter temp-fails the message, not in the
+        # write buffer until a stage reads the body (or until close, after the verdict).
+        self._file.flush()
 
     def chunks(self, limit: int | None = None) -> Iterator[bytes]:
         """The body from the start, in chunks of at most CHUNK bytes, at most `limit` in all."""
@@ -148,7 +152,10 @@ class Body:
     def close(self) -> None:
         self._parts = []
         if self._file is not None:
-            self._file.close()
+            # A write that failed leaves its bytes in the buffer, and close retries them; the
+            # descriptor is closed all the same, and the body is not wanted any more.
+            with contextlib.suppress(OSError):
+                self._file.close()
 
     @classmethod
     def from_bytes(cls, data: bytes, spool_threshold: int = 1 << 20) -> Body:

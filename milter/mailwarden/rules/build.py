@@ -25,7 +25,7 @@ def rule_dirs(section: RulesSection, default_dir: Path | None) -> list[Path]:
 def _holder(env: BuildEnv) -> RuleSetHolder:
     """The rule set the three stages share; a bad rule stops the start."""
     section = env.config.rules
-    holder = RuleSetHolder(rule_dirs(section, env.rules_dir), section.timeout, section.reload_interval)
+    holder = RuleSetHolder(rule_dirs(section, env.rules_dir), section.timeout)
     errors = errors_of(holder.current)
     if errors:
         raise ConfigError([f"rules: {p}" for p in errors])

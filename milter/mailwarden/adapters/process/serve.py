@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from mailwarden import metrics
 from mailwarden.adapters.process import privileges, sockets
@@ -14,6 +15,7 @@ from mailwarden.adapters.process.workers import Tally, WorkerSetup, run_worker, 
 from mailwarden.adapters.pymilter import LIBMILTER, RuntimeHolder, install
 from mailwarden.bootstrap import Runtime
 from mailwarden.errors import ConfigError, MailwardenError
+from mailwarden.rules.watch import PackWatch
 
 LOG = logging.getLogger("mailwarden.milter")
 
@@ -27,8 +29,10 @@ class SocketError(MailwardenError):
 
 
 def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] | None = None,
-          user: str | None = None, group: str | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; SIGHUP reloads through `load` (None: nothing to reload).
+          user: str | None = None, group: str | None = None,
+          rule_dirs: Callable[[], Sequence[Path]] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; SIGHUP reloads through `load` (None: nothing to reload), and
+    so does a settled change in the packs of `rule_dirs()` (checked every [rules] reload_interval).
     The workers run as `user` and `group` (None: [milter] user and group; see privileges.py).
 
     Raises SocketInUse when another instance answers on the socket, SocketError when it cannot
@@ -54,11 +58,21 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
         sock.remove()  # Postfix's next connect fails at once instead of waiting in the backlog
         os.close(listen_fd)
 
+    packs = PackWatch(rule_dirs) if rule_dirs is not None and load is not None else None
+
+    def reload() -> bool:
+        if load is None:
+            return False
+        if packs is not None:
+            packs.rebase()
+        return metrics.reloaded(_reload(holder, load))
+
     supervisor = Supervisor(
         count, lambda seat, slot, ready: run_worker(setup, seat, slot, ready), config.stop_grace,
         vacate=balance.vacate if balance is not None else (lambda slot: None),
-        reload=(lambda: metrics.reloaded(_reload(holder, load))) if load is not None else (lambda: False),
-        stopping_hook=stopping,
+        reload=reload, stopping_hook=stopping,
+        watch=packs.changed if packs is not None else (lambda: False),
+        watch_interval=lambda: holder.current.config.rules.reload_interval if packs is not None else 0.0,
     )
     LOG.info("listening on %s%s", socket_spec, f"; workers run as {identity.user}" if identity else "")
     try:

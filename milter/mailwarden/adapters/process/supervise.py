@@ -1,8 +1,9 @@
 """The supervisor: forks the workers and looks after them; it never handles mail.
 
 It restarts a worker that dies, stops them all on SIGTERM/SIGINT (each drains: workers.py),
-reloads on SIGHUP (a new worker on the new configuration starts before each old one stops
-taking connections; the old one finishes its connections), and on SIGUSR1 has each worker log
+reloads on SIGHUP or when its watch sees changed rule packs (a new worker on the new
+configuration starts before each old one stops taking connections; the old one finishes its
+connections), and on SIGUSR1 has each worker log
 its counts. Nothing here knows about libmilter; the caller hands in what a worker runs.
 """
 
@@ -57,17 +58,23 @@ class Supervisor:
     """Installs the new runtime for the next forks; False (having logged why) keeps the old."""
     stopping_hook: Callable[[], None] = lambda: None
     """Called once when a stop begins (the socket file goes, so Postfix's next connect fails fast)."""
+    watch: Callable[[], bool] = lambda: False
+    """Asked every `watch_interval()` seconds: True reloads as SIGHUP does (changed rule packs)."""
+    watch_interval: Callable[[], float] = lambda: 0.0
+    """Seconds between watches; 0: never (read again after each watch, as a reload may change it)."""
     workers: dict[int, Worker] = field(default_factory=dict)
     _parent: int = 0
     _old_mask: set[int | signal.Signals] = field(default_factory=set)
     _restart_at: list[tuple[float, int]] = field(default_factory=list)  # (when, seat)
     _stopping: float = 0.0
     _ready_pipes: dict[int, int] = field(default_factory=dict)  # pid -> read end, until it exits
+    _next_watch: float = 0.0
 
     def run(self) -> int:
         """Fork the workers, then look after them until they all stopped on a signal."""
         self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
         self._parent = os.getpid()
+        self._next_watch = time.monotonic() + self.watch_interval()
         try:
             for seat in range(self.count):
                 self._spawn(seat)
@@ -78,6 +85,7 @@ class Supervisor:
                     self._on_signal(info.si_signo)
                 self._reap()
                 self._restart_due()
+                self._watch_due()
                 if self._stopping and time.monotonic() - self._stopping > self.grace + 2:
                     LOG.warning("%d worker(s) did not stop in %.0f s; killing them",
                                 len(self.workers), self.grace)
@@ -89,8 +97,11 @@ class Supervisor:
     def _wait(self) -> signal.struct_siginfo | None:
         if self._stopping:
             return signal.sigtimedwait(WATCHED, 0.2)
-        if self._restart_at:
-            return signal.sigtimedwait(WATCHED, max(0.0, min(self._restart_at)[0] - time.monotonic()))
+        deadlines = [when for when, _ in self._restart_at]
+        if self.watch_interval() > 0:
+            deadlines.append(self._next_watch)
+        if deadlines:
+            return signal.sigtimedwait(WATCHED, max(0.0, min(deadlines) - time.monotonic()))
         return signal.sigwaitinfo(WATCHED)
 
     def _on_signal(self, signo: int) -> None:
@@ -102,13 +113,25 @@ class Supervisor:
             self._signal_all(signal.SIGTERM)
         elif signo == signal.SIGHUP and not self._stopping:
             LOG.info("reloading")
-            if self.reload():
-                self._replace_all()
+            self._reload()
         elif signo == signal.SIGUSR1:
             LOG.info("supervisor (pid %d): %s", os.getpid(), ", ".join(
                 f"worker {w.seat} pid {w.pid}{' (stopping)' if w.draining else ''}"
                 for w in sorted(self.workers.values(), key=lambda w: (w.seat, w.started))))
             self._signal_all(signal.SIGUSR1)
+
+    def _watch_due(self) -> None:
+        interval = self.watch_interval()
+        if interval <= 0 or self._stopping or time.monotonic() < self._next_watch:
+            return
+        if self.watch():
+            LOG.info("rule packs changed: reloading")
+            self._reload()
+        self._next_watch = time.monotonic() + self.watch_interval()
+
+    def _reload(self) -> None:
+        if self.reload():
+            self._replace_all()
 
     def _replace_all(self) -> None:
         """One by one: the new worker serves before the old one stops taking connections."""

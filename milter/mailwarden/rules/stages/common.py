@@ -30,7 +30,6 @@ def start(
     its time budget too."""
     earlier = outcome.facts.get(RuleFacts)
     if earlier is None:
-        holder.maybe_reload()
         pending = Pending(meter=Meter(options.message_budget))
         return Session(tx, holder.current, pending, outbound, headers=list(tx.message.headers))
     return Session(tx, earlier.ruleset, earlier.pending, outbound, headers=list(tx.message.headers))
