@@ -21,7 +21,7 @@ from tests.properties.test_authres_read_back import AUTHSERV, DKIM, DOMAINS, HOS
 from mailwarden.arc.clause import arc_clause as package_arc_clause
 from mailwarden.arc.result import ArcResult
 from mailwarden.authres.add import FOLD_AT, _printable, _wrap, header_value
-from mailwarden.authres.headers import _split_chars, split_outside
+from mailwarden.authres.headers import split_outside
 from mailwarden.core.auth import DkimResult, DkimResults, DkimStatus, SpfResult, SpfScope, SpfStatus
 from mailwarden.core.facts import Facts
 from mailwarden.dmarc.result import Disposition, DmarcResult, DmarcStatus, Override, Policy
@@ -105,5 +105,33 @@ def test_writer_matches_the_authres_package(aid: str, spf: SpfResult | None, dki
 
 
 @given(st.text(st.sampled_from(' ;()"\\ab='), max_size=30), st.sampled_from([" ", ";"]))
-def test_splitting_without_quotes_agrees_with_the_character_walk(text: str, sep: str) -> None:
+@example('x "a\\ " b', " ")  # the separator is the escaped character: the quote after it ends the string
+@example('(a "b) c" d) e', " ")
+def test_splitting_by_pieces_agrees_with_the_character_walk(text: str, sep: str) -> None:
     assert split_outside(text, sep) == _split_chars(text, sep)
+
+
+def _split_chars(text: str, sep: str) -> list[str]:
+    """split_outside() as it was written first: character by character."""
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = escaped = False
+    depth = 0
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True  # a quoted-pair: \" does not end the string
+        elif ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth = max(depth - 1, 0)
+        if ch == sep and not quoted and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return parts

@@ -74,55 +74,38 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def split_outside(text: str, sep: str) -> list[str]:
-    """`text` split at each `sep` (not a parenthesis) that stands outside quoted strings and
-    (comments)."""
-    if '"' in text:
-        return _split_chars(text, sep)
-    if "(" not in text:
-        return text.split(sep)  # an unmatched ")" opens nothing
-    # Only comments: split everywhere, then join pieces back while inside a comment.
-    parts: list[str] = []
-    cur: list[str] = []
-    depth = 0
-    for piece in text.split(sep):
-        cur.append(piece)
-        if "(" in piece or ")" in piece:
-            for ch in piece:
-                if ch == "(":
-                    depth += 1
-                elif ch == ")":
-                    depth = max(depth - 1, 0)
-        if depth == 0:
-            parts.append(sep.join(cur))
-            cur = []
-    if cur:
-        parts.append(sep.join(cur))
-    return parts
-
-
-def _split_chars(text: str, sep: str) -> list[str]:
-    """split_outside() character by character: what quoted strings need."""
+    """`text` split at each `sep` (a character other than a quote, parenthesis or backslash)
+    that stands outside quoted strings and (comments)."""
+    pieces = text.split(sep)
+    if len(pieces) == 1:
+        return pieces
+    # Split everywhere, then join pieces back where the separator was quoted or in a comment;
+    # only pieces with a quote, parenthesis or backslash change where we are.
     parts: list[str] = []
     cur: list[str] = []
     quoted = escaped = False
     depth = 0
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True  # a quoted-pair: \" does not end the string
-        elif ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth = max(depth - 1, 0)
-        if ch == sep and not quoted and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
+    for n, piece in enumerate(pieces):
+        if n:
+            if quoted or depth:
+                escaped = False  # the separator was the escaped character, if one was due
+            else:
+                parts.append(sep.join(cur))
+                cur = []
+        cur.append(piece)
+        if '"' in piece or "(" in piece or ")" in piece or "\\" in piece:
+            for ch in piece:
+                if escaped:
+                    escaped = False
+                elif ch == "\\" and quoted:
+                    escaped = True  # a quoted-pair: \" does not end the string
+                elif ch == '"':
+                    quoted = not quoted
+                elif not quoted and ch == "(":
+                    depth += 1
+                elif not quoted and ch == ")":
+                    depth = max(depth - 1, 0)
+    parts.append(sep.join(cur))
     return parts
 
 
