@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.core.decisions import Action, Outcome, OutcomeView, StageResult, Verdict, writable
+from mailwarden.core.decisions import EMPTY, Action, Outcome, OutcomeView, StageResult, Verdict, writable
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
@@ -118,12 +118,17 @@ class Pipeline:
 
     @staticmethod
     def _fold(tx: Transaction, name: str, result: StageResult, outcome: Outcome) -> None:
+        if result is EMPTY:  # the common "nothing to do" answer
+            return
         if result.edits:
             apply_edits(tx, result.edits)
             outcome.edits.extend(result.edits)
         outcome.facts.update(result.facts)
-        outcome.rules.extend(result.rules)
-        outcome.notes.extend(result.notes)
-        outcome.log.extend(result.log)
+        if result.rules:
+            outcome.rules.extend(result.rules)
+        if result.notes:
+            outcome.notes.extend(result.notes)
+        if result.log:
+            outcome.log.extend(result.log)
         if result.verdict is not None:
             outcome.decide(result.verdict, name)
