@@ -81,7 +81,8 @@ ARC = st.builds(ArcResult, st.sampled_from(["pass", "fail", "none", "temperror",
                 oldest_pass=st.none() | st.integers(0, 50), remote_ip=IPS)
 DMARC = st.builds(DmarcResult, st.sampled_from(list(DmarcStatus)), DOMAINS,
                   st.none() | st.sampled_from(list(Policy)), st.sampled_from(list(Disposition)),
-                  published=st.sampled_from(["", "none", "quarantine", "reject"]),
+                  # Not only policy names: a comment that is not one word must fold as it reads.
+                  published=st.sampled_from(["", "none", "quarantine", "reject", "a) b", '"q r', "(x y"]),
                   override=st.sampled_from(list(Override)))
 # Upper case and blanks too: authres lowers the id of a header without results.
 IDS = st.one_of(AUTHSERV, st.sampled_from(["MX.Example", "mx.example.", "Mx"]))
@@ -96,6 +97,8 @@ IDS = st.one_of(AUTHSERV, st.sampled_from(["MX.Example", "mx.example.", "Mx"]))
          ArcResult("pass", oldest_pass=0, remote_ip="2001:db8::1"),
          DmarcResult(DmarcStatus.FAIL, "", Policy.REJECT, Disposition.REJECT, published="reject",
                      override=Override.ARC), "a@b.test", "h.test")
+@example("mx.test", None, [], None, DmarcResult(DmarcStatus.FAIL, "long-name." * 5 + "test", Policy.REJECT,
+                                                published="x) y"), "", "")
 def test_writer_matches_the_authres_package(aid: str, spf: SpfResult | None, dkim: list[DkimResult],
                                             arc: ArcResult | None, dmarc: DmarcResult | None,
                                             sender: str, helo: str) -> None:

@@ -44,21 +44,26 @@ class AuthresAdd:
 
 def header_value(authserv_id: str, facts: FactView, sender: str = "", helo: str = "") -> str:
     """The header value: leading space, folded with "\\n\\t" between results when long."""
-    found = clauses(facts, sender, helo)
+    found = resinfos(facts, sender, helo)
     if not found:
         return f" {authserv_id.lower()}; none"  # authres lowers the id only here
-    parts = [authserv_id, *found]
-    text = "; ".join(parts)
+    texts = [" ".join(words) for words in found]
+    text = "; ".join([authserv_id, *texts])
     if len(text) + len("Authentication-Results: ") <= FOLD_AT:
         return " " + text
-    return " " + ";\n\t".join(_wrap(p) for p in parts)
+    folded = (t if len(t) <= FOLD_AT - 8 else _fold(words) for words, t in zip(found, texts, strict=True))
+    return " " + ";\n\t".join([_wrap(authserv_id), *folded])
 
 
 def _wrap(clause: str) -> str:
     """Fold one long result at spaces outside quotes and comments."""
     if len(clause) <= FOLD_AT - 8:
         return clause
-    words = split_outside(clause, " ")
+    return _fold(split_outside(clause, " "))
+
+
+def _fold(words: list[str]) -> str:
+    """A result's words, as many on a line as fit."""
     lines = [words[0]]
     for word in words[1:]:
         if len(lines[-1]) + 1 + len(word) > FOLD_AT - 8:
@@ -68,63 +73,74 @@ def _wrap(clause: str) -> str:
     return "\n\t  ".join(lines)
 
 
-def clauses(facts: FactView, sender: str = "", helo: str = "") -> list[str]:
-    """One resinfo (RFC 8601 section 2.2) per result, in the order spf, dkim..., arc, dmarc."""
-    out: list[str] = []
+def resinfos(facts: FactView, sender: str = "", helo: str = "") -> list[list[str]]:
+    """One resinfo (RFC 8601 section 2.2) per result, in the order spf, dkim..., arc, dmarc, each
+    as its words: what split_outside() would cut the result into at spaces (a quoted value or a
+    comment is one word), the places a long result may be folded."""
+    out: list[list[str]] = []
     spf = facts.get(SpfResult)
     if spf is not None:
-        out.append(spf_clause(spf, sender, helo))
+        out.append(spf_words(spf, sender, helo))
     dkim = facts.get(DkimResults)
     if dkim is not None:
-        out.extend(dkim_clause(sig) for sig in dkim.signatures)
+        out.extend(dkim_words(sig) for sig in dkim.signatures)
     arc = facts.get(ArcResult)
     if arc is not None and arc.result != "none":  # only for mail that carries ARC headers
-        out.append(arc_clause(arc))
+        out.append(arc_words(arc))
     dmarc = facts.get(DmarcResult)
     if dmarc is not None:
-        out.append(dmarc_clause(dmarc))
+        out.append(dmarc_words(dmarc))
     return out
 
 
-def spf_clause(spf: SpfResult, sender: str, helo: str) -> str:
+# Each value below is printable ASCII without spaces, or a quoted string (with its quotes and
+# backslashes escaped) when it has a space or anything else that is no token: so a word never
+# holds a space outside quotes, and ends outside every quote and comment.
+
+
+def spf_words(spf: SpfResult, sender: str, helo: str) -> list[str]:
     if spf.identity is SpfScope.HELO:
-        return f"spf={spf.result.value} smtp.helo={_value(_printable(helo or spf.domain) or 'unknown')}"
-    return f"spf={spf.result.value} smtp.mailfrom={_value(_printable(sender or spf.domain) or 'unknown')}"
+        prop, identity = "smtp.helo", helo or spf.domain
+    else:
+        prop, identity = "smtp.mailfrom", sender or spf.domain
+    return [f"spf={spf.result.value}", f"{prop}={_value(_printable(identity) or 'unknown')}"]
 
 
-def dkim_clause(sig: DkimResult) -> str:
-    text = f"dkim={sig.result.value}"
-    reason = _printable(sig.reason, keep_space=True)
-    if reason:
-        text += f" reason={_value(reason)}"
+def dkim_words(sig: DkimResult) -> list[str]:
+    words = [f"dkim={sig.result.value}"]
+    if reason := _printable(sig.reason, keep_space=True):
+        words.append(f"reason={_value(reason)}")
     for prop, value in (("d", sig.domain), ("a", sig.algorithm), ("s", sig.selector), ("b", sig.b[:8])):
         if value := _printable(value):
-            text += f" header.{prop}={_value(value)}"
-    return text
+            words.append(f"header.{prop}={_value(value)}")
+    return words
 
 
-def arc_clause(arc: ArcResult) -> str:
+def arc_words(arc: ArcResult) -> list[str]:
     """RFC 8617 section 10.2: header.oldest-pass (0 too: every AMS verified) and smtp.remote-ip."""
-    text = f"arc={arc.result.lower()}"
+    words = [f"arc={arc.result.lower()}"]
     if arc.result == "pass" and arc.oldest_pass is not None:
-        text += f" header.oldest-pass={_value(str(arc.oldest_pass))}"
+        words.append(f"header.oldest-pass={_value(str(arc.oldest_pass))}")
     if arc.remote_ip:
-        text += f" smtp.remote-ip={_value(arc.remote_ip)}"
-    return text
+        words.append(f"smtp.remote-ip={_value(arc.remote_ip)}")
+    # The address is written as it came (with an "@" even unquoted): cut where a reader would.
+    return split_outside(" ".join(words), " ")
 
 
-def dmarc_clause(dmarc: DmarcResult) -> str:
-    text = f"dmarc={dmarc.result.value}"
+def dmarc_words(dmarc: DmarcResult) -> list[str]:
+    words = [f"dmarc={dmarc.result.value}"]
     comment = " ".join(f"{k}={v}" for k, v in (("p", dmarc.published), ("dis", dmarc.disposition.value)) if v)
     if comment:
-        text += f" ({comment})"
+        words.append(f"({comment})")
     if domain := _printable(dmarc.domain):
-        text += f" header.from={_value(domain)}"
+        words.append(f"header.from={_value(domain)}")
     if dmarc.policy:
-        text += f" policy.dmarc={_value(dmarc.policy.value)}"
+        words.append(f"policy.dmarc={_value(dmarc.policy.value)}")
     if dmarc.override is Override.ARC:  # a trusted sealer's chain overrode the policy
-        text += " policy.override=arc"
-    return text
+        words.append("policy.override=arc")
+    if any(c in comment for c in '"()\\'):  # p= is a policy name; if ever not, cut as a reader would
+        return split_outside(" ".join(words), " ")
+    return words
 
 
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`{|}~-]+$")  # RFC 2045 token, matched as authres does
