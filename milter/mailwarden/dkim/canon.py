@@ -145,11 +145,16 @@ class BodyCanonicalizer:
             sink.update(out)
 
 
+# The constructors themselves: hashlib.new() goes through a Python-level lookup on every call.
+_HASHES = {"sha256": hashlib.sha256, "sha1": hashlib.sha1}
+
+
 class BodyHash:
     """A body hash with an optional l= limit; counts the whole canonical length too."""
 
     def __init__(self, algorithm: str, limit: int | None = None) -> None:
-        self._hash = hashlib.new(algorithm)
+        new = _HASHES.get(algorithm)
+        self._hash = new() if new is not None else hashlib.new(algorithm)
         self.limit = limit
         self.total = 0  # canonical bytes seen, beyond the limit too
 

@@ -10,7 +10,7 @@ import hashlib
 import os
 import pwd
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from mailwarden.dkim.tags import TagError, parse_tags
 
-_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+_HASHES = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}
+# Stateless parameter objects, shared by every signature and verification.
+_PKCS1 = padding.PKCS1v15()
+_SIGN_HASH = _HASHES["sha256"]
 
 
 class KeyError_(ValueError):
@@ -31,22 +34,21 @@ class PrivateKey:
     """A parsed signing key: `sign(data)` returns the b= bytes for the canonical header data."""
 
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    # What every message asks of the key, worked out once (the type checks go through abc).
+    key_type: str = field(init=False)
+    algorithm: str = field(init=False)
+    bits: int = field(init=False)
 
-    @property
-    def key_type(self) -> str:
-        return "rsa" if isinstance(self.key, rsa.RSAPrivateKey) else "ed25519"
-
-    @property
-    def algorithm(self) -> str:
-        return f"{self.key_type}-sha256"
-
-    @property
-    def bits(self) -> int:
-        return self.key.key_size if isinstance(self.key, rsa.RSAPrivateKey) else 256
+    def __post_init__(self) -> None:
+        is_rsa = isinstance(self.key, rsa.RSAPrivateKey)
+        object.__setattr__(self, "key_type", "rsa" if is_rsa else "ed25519")
+        object.__setattr__(self, "algorithm", f"{self.key_type}-sha256")
+        bits = self.key.key_size if isinstance(self.key, rsa.RSAPrivateKey) else 256
+        object.__setattr__(self, "bits", bits)
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return self.key.sign(data, _PKCS1, _SIGN_HASH)
         # RFC 8463: Ed25519 signs the SHA-256 hash of the canonical header data.
         return self.key.sign(hashlib.sha256(data).digest())
 
@@ -157,10 +159,9 @@ class PublicKey:
     testing: bool  # t=y
 
     def verify(self, algorithm: str, signature: bytes, data: bytes) -> bool:
-        hash_name = algorithm.split("-")[1]
         try:
             if isinstance(self.key, rsa.RSAPublicKey):
-                self.key.verify(signature, data, padding.PKCS1v15(), _HASHES[hash_name]())
+                self.key.verify(signature, data, _PKCS1, _HASHES[algorithm.rpartition("-")[2]])
             else:
                 self.key.verify(signature, hashlib.sha256(data).digest())
         except InvalidSignature:

@@ -24,13 +24,20 @@ class Rule:
     identity: str  # header_from or envelope
     keys: tuple[SigningKey, ...]
 
+    def __post_init__(self) -> None:
+        # The patterns as domain_matches compares them, once per config instead of per message.
+        object.__setattr__(self, "_patterns", tuple(p.lower().rstrip(".") for p in self.patterns))
+
     def matches(self, domain: str) -> bool:
-        return any(domain_matches(p, domain) for p in self.patterns)
+        return any(_normal_matches(p, domain) for p in self._patterns)  # type: ignore[attr-defined]
 
 
 def domain_matches(pattern: str, domain: str) -> bool:
     """"example.com" that domain only, "*.example.com" its subdomains, "*" every domain."""
-    pattern = pattern.lower().rstrip(".")
+    return _normal_matches(pattern.lower().rstrip("."), domain)
+
+
+def _normal_matches(pattern: str, domain: str) -> bool:
     if pattern == "*":
         return bool(domain)
     if pattern.startswith("*."):

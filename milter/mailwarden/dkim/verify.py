@@ -92,53 +92,55 @@ class Verifier:
             _, sig = parse_signature(raw)
         except TagError as exc:
             return _unparsed(raw, DkimStatus.PERMERROR, f"bad signature: {exc}")
-        base = _result(sig)
         now = self.clock()
         drift = self.policy.clock_drift
         if sig.expires is not None and sig.expires + drift < now:
-            return _with(base, DkimStatus.PERMERROR, "signature expired (x=)")
+            return _result(sig, DkimStatus.PERMERROR, "signature expired (x=)")
         if sig.timestamp is not None and sig.timestamp - drift > now:
-            return _with(base, DkimStatus.PERMERROR, "signature timestamp t= is in the future")
+            return _result(sig, DkimStatus.PERMERROR, "signature timestamp t= is in the future")
         name = f"{sig.selector}._domainkey.{sig.domain}"
         try:
             records = self.resolver.txt(name)
         except DnsTempError as exc:
-            return _with(base, DkimStatus.TEMPERROR, f"key lookup failed: {exc.reason}")
+            return _result(sig, DkimStatus.TEMPERROR, f"key lookup failed: {exc.reason}")
         if not records:
-            return _with(base, DkimStatus.PERMERROR, f"no key record at {name}")
+            return _result(sig, DkimStatus.PERMERROR, f"no key record at {name}")
         try:
             key = _first_key(records)
         except KeyRecordError as exc:
-            return _with(base, DkimStatus.PERMERROR, str(exc))
-        base = _with(base, None, "", key.bits)
+            return _result(sig, DkimStatus.PERMERROR, str(exc))
+        why = ""
         if key.key_type != sig.key_type:
             why = f"key type {key.key_type} does not match a={sig.algorithm}"
-            return _with(base, DkimStatus.PERMERROR, why)
-        if key.hashes and sig.hash_name not in key.hashes:
-            return _with(base, DkimStatus.PERMERROR, f"key h= does not allow {sig.hash_name}")
-        if key.strict_identity and sig.identity and sig.identity.rpartition("@")[2].lower() != sig.domain:
-            return _with(base, DkimStatus.PERMERROR, "key t=s forbids a subdomain in i=")
+        elif key.hashes and sig.hash_name not in key.hashes:
+            why = f"key h= does not allow {sig.hash_name}"
+        elif key.strict_identity and sig.identity and sig.identity.rpartition("@")[2].lower() != sig.domain:
+            why = "key t=s forbids a subdomain in i="
+        if why:
+            return _result(sig, DkimStatus.PERMERROR, why, key.bits)
         return _Pending(header, sig, key)
 
     def _check(self, p: _Pending, headers: Sequence[Header], bh: BodyHash) -> DkimResult:
+        status, why = self._status(p, headers, bh)
+        return _result(p.sig, status, why, p.key.bits)
+
+    def _status(self, p: _Pending, headers: Sequence[Header], bh: BodyHash) -> tuple[DkimStatus, str]:
         sig, key = p.sig, p.key
-        base = _with(_result(sig), None, "", key.bits)
         if sig.length is not None and bh.total < sig.length:
-            return _with(base, DkimStatus.FAIL, f"body shorter than l={sig.length}")
+            return DkimStatus.FAIL, f"body shorter than l={sig.length}"
         if bh.digest() != sig.body_hash:
-            return _with(base, DkimStatus.FAIL, "body hash did not verify")
+            return DkimStatus.FAIL, "body hash did not verify"
         if not key.verify(sig.algorithm, sig.signature, header_data(sig, headers, p.header)):
-            return _with(base, DkimStatus.FAIL, "signature did not verify")
+            return DkimStatus.FAIL, "signature did not verify"
         if sig.algorithm == "rsa-sha1" and not self.policy.allow_sha1:
-            return _with(base, DkimStatus.POLICY, "rsa-sha1 is not acceptable (RFC 8301)")
+            return DkimStatus.POLICY, "rsa-sha1 is not acceptable (RFC 8301)"
         if key.key_type == "rsa" and key.bits < self.policy.min_rsa_bits:
-            why = f"{key.bits}-bit RSA key is below {self.policy.min_rsa_bits} bits"
-            return _with(base, DkimStatus.POLICY, why)
+            return DkimStatus.POLICY, f"{key.bits}-bit RSA key is below {self.policy.min_rsa_bits} bits"
         if sig.length is not None and bh.total > sig.length:
             extra = bh.total - sig.length
-            result = DkimStatus(self.policy.on_body_length_extension)
-            return _with(base, result, f"l={sig.length} leaves {extra} unsigned body bytes")
-        return _with(base, DkimStatus.PASS, "testing key (t=y)" if key.testing else "")
+            return DkimStatus(self.policy.on_body_length_extension), \
+                f"l={sig.length} leaves {extra} unsigned body bytes"
+        return DkimStatus.PASS, "testing key (t=y)" if key.testing else ""
 
 
 def _body_key(sig: Signature) -> tuple[str, str, int | None]:
@@ -156,15 +158,8 @@ def _first_key(records: list[bytes]) -> PublicKey:
     raise first
 
 
-def _result(sig: Signature) -> DkimResult:
-    # PERMERROR until a check says otherwise.
-    return DkimResult(DkimStatus.PERMERROR, sig.domain, sig.selector, sig.algorithm, 0, "", sig.b_text,
-                      sig.identity)
-
-
-def _with(base: DkimResult, result: DkimStatus | None, reason: str, bits: int | None = None) -> DkimResult:
-    return DkimResult(result or base.result, base.domain, base.selector, base.algorithm,
-                      base.key_bits if bits is None else bits, reason or base.reason, base.b, base.identity)
+def _result(sig: Signature, result: DkimStatus, reason: str, bits: int = 0) -> DkimResult:
+    return DkimResult(result, sig.domain, sig.selector, sig.algorithm, bits, reason, sig.b_text, sig.identity)
 
 
 def _unparsed(raw: bytes, result: DkimStatus, reason: str) -> DkimResult:
