@@ -98,7 +98,8 @@ def test_the_budget_counts_every_lookup_with_an_injected_clock(tmp_path: Path) -
     write_packs(tmp_path, {PACK: RULES})
     rules = RuleSetHolder([tmp_path], timeout=TIMEOUT).current
     ticks = iter(i * 0.25 for i in range(100))  # start and end of each lookup: 0.25 s apart
-    tx = transaction([("X-Fine", f" {i}") for i in range(10)])
+    # Subject: a header the rules name (one they name none of is not even looked up).
+    tx = transaction([("Subject", f" fine {i}") for i in range(10)])
     session = Session(tx, rules, Pending(meter=Meter(budget=1.0, clock=lambda: next(ticks))),
                       headers=tx.message.headers)
     looked = 0
@@ -109,5 +110,5 @@ def test_the_budget_counts_every_lookup_with_an_injected_clock(tmp_path: Path) -
         looked += 1
     assert looked == 5
     assert session.pending.meter.stopped
-    culprit = "most time in header_checks on b'X-Fine: 0' (0.250s)"
+    culprit = "most time in header_checks on b'Subject: fine 0' (0.250s)"
     assert any(culprit in n for n in session.notes), session.notes

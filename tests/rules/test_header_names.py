@@ -55,7 +55,7 @@ def test_the_prefilter_never_changes_the_first_match(tmp_path: Path) -> None:
         table.write_text("\n".join(lines) + "\n")
         fast = Matcher([load_table(table)])
         plain = Matcher([load_table(table)])
-        plain._names, plain._only_names = {}, None
+        plain._names, plain._only_names, plain._by_name = {}, None, {}
         for _ in range(60):
             value = " ".join(rng.choice([*WORDS, "x", "a@b", "|", "win@x"]) for _ in range(rng.randint(0, 5)))
             fold = rng.choice(["", "", "", "\n\tReceived: from win", "\nReceived: from win"])
@@ -75,3 +75,15 @@ def test_headers_no_rule_names_skip_the_search(tmp_path: Path) -> None:
     assert m.candidates(b"dkim-signature: v=1; a=rsa-sha256; win") == []
     assert m.candidates(b"subject: win") == [0]
     assert m.candidates(b"cc: win@x") == [1]
+
+
+def test_a_header_no_rule_names_is_skipped_whole(tmp_path: Path) -> None:
+    table = tmp_path / "t.pcre"
+    table.write_text("/^Subject:.*win/ REJECT\n/^(To|Cc):.*win/ REJECT\n")
+    m = Matcher([load_table(table)])
+    assert m.skips(b"dkim-signature") and m.skips(b"x-subject")
+    assert not m.skips(b"subject") and not m.skips(b"cc")
+    table.write_text("/^Subject:.*win/ REJECT\n/win/ REJECT\n")  # a rule for any header
+    assert not Matcher([load_table(table)]).skips(b"dkim-signature")
+    table.write_text("")
+    assert Matcher([load_table(table)]).skips(b"subject")

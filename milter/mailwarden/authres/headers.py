@@ -74,28 +74,38 @@ def results(value: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def split_outside(text: str, sep: str) -> list[str]:
-    """`text` split at each `sep` that stands outside quoted strings and (comments)."""
+    """`text` split at each `sep` (a character other than a quote, parenthesis or backslash)
+    that stands outside quoted strings and (comments)."""
+    pieces = text.split(sep)
+    if len(pieces) == 1:
+        return pieces
+    # Split everywhere, then join pieces back where the separator was quoted or in a comment;
+    # only pieces with a quote, parenthesis or backslash change where we are.
     parts: list[str] = []
     cur: list[str] = []
     quoted = escaped = False
     depth = 0
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True  # a quoted-pair: \" does not end the string
-        elif ch == '"':
-            quoted = not quoted
-        elif not quoted and ch == "(":
-            depth += 1
-        elif not quoted and ch == ")":
-            depth = max(depth - 1, 0)
-        if ch == sep and not quoted and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
+    for n, piece in enumerate(pieces):
+        if n:
+            if quoted or depth:
+                escaped = False  # the separator was the escaped character, if one was due
+            else:
+                parts.append(sep.join(cur))
+                cur = []
+        cur.append(piece)
+        if '"' in piece or "(" in piece or ")" in piece or "\\" in piece:
+            for ch in piece:
+                if escaped:
+                    escaped = False
+                elif ch == "\\" and quoted:
+                    escaped = True  # a quoted-pair: \" does not end the string
+                elif ch == '"':
+                    quoted = not quoted
+                elif not quoted and ch == "(":
+                    depth += 1
+                elif not quoted and ch == ")":
+                    depth = max(depth - 1, 0)
+    parts.append(sep.join(cur))
     return parts
 
 

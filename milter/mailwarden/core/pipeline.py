@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Protocol
 
-from mailwarden.core.decisions import Action, Outcome, OutcomeView, StageResult, Verdict, writable
+from mailwarden.core.decisions import EMPTY, Action, Outcome, OutcomeView, StageResult, Verdict, writable
 from mailwarden.core.edits import apply_edits
 from mailwarden.core.model import Transaction
 
@@ -64,10 +64,12 @@ class Pipeline:
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names: {names}")
+        # A stage's phase is fixed: each callback walks only its own stages.
+        self._by_phase = {p: tuple(s for s in self.stages if s.phase is p) for p in PHASES}
 
     def has_phase(self, phase: Phase) -> bool:
         """Whether any stage runs in `phase` (the milter need not wait at a phase with none)."""
-        return any(stage.phase is phase for stage in self.stages)
+        return bool(self._by_phase[phase])
 
     def run_phase(self, tx: Transaction, phase: Phase, outcome: Outcome) -> Outcome:
         """Run the stages of one phase, folding their results into `outcome`.
@@ -75,10 +77,10 @@ class Pipeline:
         Stops at the first reject, tempfail, discard or accept (`Outcome.decide`). Edits are
         applied to `tx` as they come, so later stages see the message as it will be delivered.
         """
-        for stage in self.stages:
+        for stage in self._by_phase[phase]:
             if outcome.finished:
                 break
-            if stage.phase is not phase or not stage.applies(tx):
+            if not stage.applies(tx):
                 continue
             started = self._clock()
             try:
@@ -116,12 +118,17 @@ class Pipeline:
 
     @staticmethod
     def _fold(tx: Transaction, name: str, result: StageResult, outcome: Outcome) -> None:
+        if result is EMPTY:  # the common "nothing to do" answer
+            return
         if result.edits:
             apply_edits(tx, result.edits)
             outcome.edits.extend(result.edits)
         outcome.facts.update(result.facts)
-        outcome.rules.extend(result.rules)
-        outcome.notes.extend(result.notes)
-        outcome.log.extend(result.log)
+        if result.rules:
+            outcome.rules.extend(result.rules)
+        if result.notes:
+            outcome.notes.extend(result.notes)
+        if result.log:
+            outcome.log.extend(result.log)
         if result.verdict is not None:
             outcome.decide(result.verdict, name)

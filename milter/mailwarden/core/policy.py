@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,10 +37,17 @@ class DirectionPolicy:
 
 def in_networks(ip: str, networks: Iterable[Network]) -> bool:
     """Whether `ip` (bare, [bracketed] or IPv6:-prefixed; IPv4-mapped too) is in any network."""
+    addr = _address(ip)
+    return addr is not None and any(addr in net for net in networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parsed once per client address seen lately (every message asks, often the same few)."""
     try:
         addr = ipaddress.ip_address(ip.strip("[]").removeprefix("IPv6:"))
     except ValueError:
-        return False
+        return None
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return any(addr in net for net in networks)
+        return addr.ipv4_mapped
+    return addr

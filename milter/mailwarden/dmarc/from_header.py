@@ -9,6 +9,7 @@ aligned identifier could be extracted, so there is no policy to apply.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from email.utils import getaddresses
 
@@ -29,7 +30,14 @@ def author_domain(headers: list[Header]) -> AuthorDomain:
         return AuthorDomain(problem="no From header", not_one=True)
     if len(froms) > 1:
         return AuthorDomain(problem=f"{len(froms)} From headers", not_one=True)
-    value = froms[0].unfolded().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _from_value(froms[0].unfolded())
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_value(unfolded: str) -> AuthorDomain:
+    """The author domain of one From header value. Kept for the last 1,024 values: the address
+    parser was 1.5% of an inbound message's time, and From values repeat (lists, newsletters)."""
+    value = unfolded.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     addrs = [a for _, a in getaddresses([value]) if a]
     if len(addrs) > 1:
         return AuthorDomain(problem=f"{len(addrs)} addresses in From", not_one=True)

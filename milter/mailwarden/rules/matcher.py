@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import regex
@@ -190,9 +191,7 @@ class Matcher:
             )
         self.rules = tuple(rules)
         match_index = {g: tuple(i for i in ids if rules[i].op is Op.MATCH) for g, ids in index.items()}
-        self._match_index = {g: ids for g, ids in match_index.items() if ids}
-        self.always = tuple(always)
-        self.gram_keys = frozenset(self._match_index)
+        self._grams = _Grams({g: ids for g, ids in match_index.items() if ids}, tuple(always))
         # Counted once: RuleSet.matcher asks for it on every header lookup.
         self._size = sum(1 for r in self.rules if r.op is Op.MATCH)
         named = {idx: header_names(spec.pattern) for idx, (_, spec, _) in enumerate(raw)
@@ -202,46 +201,39 @@ class Matcher:
         self._only_names: frozenset[bytes] | None = None
         if len(self._names) == self._size:
             self._only_names = frozenset(n for names in self._names.values() for n in names)
-        # Per header name, the pieces of the rules that may match it (its own and the unnamed):
-        # few enough that testing each against a long header beats cutting the header into all
-        # its pieces. Built for a handful of names only (the cost is names x pieces).
-        self._keys_by_name: dict[bytes, tuple[bytes, ...]] = {}
+        # Per header name, the pieces of only the rules that may match it (its own and the
+        # unnamed): few enough that testing each against a long header beats cutting the header
+        # into all its pieces, and no candidate's names need checking again. Built for a handful
+        # of names only (the cost is names x pieces).
+        self._by_name: dict[bytes, _Grams] = {}
         all_names = {n for names in self._names.values() for n in names}
         if len(all_names) <= 64:
             for name in all_names:
-                self._keys_by_name[name] = tuple(sorted(
-                    g for g, ids in self._match_index.items()
-                    if any((n := self._names.get(i)) is None or name in n for i in ids)))
+                self._by_name[name] = self._grams.only(partial(self._may_match, name))
 
     def __len__(self) -> int:
         return self._size
 
+    def skips(self, name: bytes) -> bool:
+        """Whether no rule can match a header of this name (as bytes, ASCII lower case), so the
+        header need not even be looked up."""
+        return not self.rules or (self._only_names is not None and name not in self._only_names)
+
+    def _may_match(self, name: bytes, idx: int) -> bool:
+        """Whether rule `idx` may match a header of this name (it names no header, or this one)."""
+        names = self._names.get(idx)
+        return names is None or name in names
+
     def candidates(self, lowered: bytes) -> list[int]:
+        """The rules that may match `lowered` (the text in lower case), in table order."""
         name = lowered[: lowered.find(b":")] if b":" in lowered else None
         if self._only_names is not None and name not in self._only_names:
             return []
+        if name is not None and (grams := self._by_name.get(name)) is not None:
+            return grams.candidates(lowered, by_name=True)
         if self._names:
-            ids = self._by_grams(lowered, self._keys_by_name.get(name) if name is not None else None)
-            return [i for i in ids if (n := self._names.get(i)) is None or name in n]
-        return self._by_grams(lowered)
-
-    def _by_grams(self, lowered: bytes, mine: tuple[bytes, ...] | None = None) -> list[int]:
-        keys = self.gram_keys
-        if len(lowered) < GRAM or not keys:
-            return list(self.always)
-        hits: Iterable[bytes]
-        if mine is not None and len(mine) < len(lowered):
-            hits = [g for g in mine if g in lowered]
-        else:
-            present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
-            hits = keys & present if len(present) < len(keys) else present & keys
-        if not hits:
-            return list(self.always)
-        ids: list[int] = list(self.always)
-        for g in hits:
-            ids.extend(self._match_index[g])
-        ids.sort()
-        return ids
+            return [i for i in self._grams.candidates(lowered) if name is None or self._may_match(name, i)]
+        return self._grams.candidates(lowered)
 
     def lookup(
         self,
@@ -308,6 +300,40 @@ class Matcher:
                 timeouts.append(rule)
             LOG.warning("%s, line %d: regex timeout after %.3fs", rule.path, rule.line, self.timeout)
             return None
+
+
+class _Grams:
+    """Rules indexed by the rarest 3-byte piece of their literals, and those without one."""
+
+    __slots__ = ("always", "index", "keys")
+
+    def __init__(self, index: dict[bytes, tuple[int, ...]], always: tuple[int, ...]) -> None:
+        self.index = index
+        self.keys = frozenset(index)
+        self.always = always
+
+    def only(self, keep: Callable[[int], bool]) -> _Grams:
+        """The same index with only the rules `keep` accepts."""
+        index = {g: kept for g, ids in self.index.items() if (kept := tuple(i for i in ids if keep(i)))}
+        return _Grams(index, tuple(i for i in self.always if keep(i)))
+
+    def candidates(self, lowered: bytes, by_name: bool = False) -> list[int]:
+        index = self.index
+        if len(lowered) < GRAM or not index:
+            return list(self.always)
+        hits: Iterable[bytes]
+        if by_name and len(index) < len(lowered):  # few pieces against a long header
+            hits = [g for g in index if g in lowered]
+        else:
+            present = {lowered[i : i + GRAM] for i in range(len(lowered) - GRAM + 1)}
+            hits = self.keys & present if len(present) < len(self.keys) else present & self.keys
+        if not hits:
+            return list(self.always)
+        ids: list[int] = list(self.always)
+        for g in hits:
+            ids.extend(index[g])
+        ids.sort()
+        return ids
 
 
 def _flatten(tables: Sequence[ParsedTable]) -> list[tuple[str, RuleSpec, tuple[int, ...]]]:

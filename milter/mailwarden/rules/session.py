@@ -54,13 +54,13 @@ class Meter:
         self.spent = 0.0
         self.stopped = False
         self.timeouts: Counter[str] = Counter()  # file:line -> regex timeouts in this message
-        self.slowest = (0.0, "")  # seconds, what
+        self.slowest = (0.0, "", b"")  # seconds, class, text: named only if it comes to that
 
-    def add(self, seconds: float, what: str) -> bool:
-        """Count one lookup; True when it used up the budget (rule matching stops)."""
+    def add(self, seconds: float, klass: str, text: bytes) -> bool:
+        """Count one lookup of `text` in `klass`; True when it used up the budget (rule matching stops)."""
         self.spent += seconds
         if seconds > self.slowest[0]:
-            self.slowest = (seconds, what)
+            self.slowest = (seconds, klass, text)
         if self.spent <= self.budget or self.stopped:
             return False
         self.stopped = True
@@ -72,8 +72,8 @@ class Meter:
         if self.timeouts:
             where, count = self.timeouts.most_common(1)[0]
             return f"{where} ({count} regex timeouts)"
-        seconds, what = self.slowest
-        return f"{what} ({seconds:.3f}s)"
+        seconds, klass, text = self.slowest
+        return f"{klass} on {text[:60]!r} ({seconds:.3f}s)"
 
 
 class Penalties:
@@ -189,7 +189,7 @@ class Session:
             self.penalties.timed_out(rule)
             self.pending = replace(self.pending, timeouts=(*self.pending.timeouts, where))
             self.notes.append(f"rules: {rule.path}, line {rule.line}: regex timeout: counted as no match")
-        if meter.add(seconds, f"{klass} on {text[:60]!r}"):
+        if meter.add(seconds, klass, text):
             line = (f"rules: message budget of {meter.budget:g}s spent: rule matching stopped for this"
                     f" message; most time in {meter.culprit()}")
             self.notes.append(line)
@@ -203,6 +203,9 @@ class Session:
         """
         assert pos is not None
         header = self.headers[pos]
+        # The name as Matcher.candidates cuts it from the text: no text built for a skipped header.
+        if self.rules.matcher(klass).skips(header.name.encode("utf-8", "surrogateescape").lower()):
+            return 1
         hit = self.lookup(klass, header.text().encode("utf-8", "surrogateescape"))
         if hit is None:
             return 1

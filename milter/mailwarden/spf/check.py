@@ -7,7 +7,7 @@ on fail is optional (550 5.7.23, RFC 7372) so that by default DMARC alone decide
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailwarden.core.auth import SpfHelo, SpfResult, SpfScope, SpfStatus
 from mailwarden.core.decisions import OutcomeView, StageResult, Verdict
@@ -15,7 +15,7 @@ from mailwarden.core.facts import Facts
 from mailwarden.core.model import Direction, Transaction
 from mailwarden.core.pipeline import Phase
 from mailwarden.core.ports import Resolver
-from mailwarden.spf.query import check_spf
+from mailwarden.spf.query import KeptSpf
 
 
 @dataclass(slots=True)
@@ -27,6 +27,11 @@ class SpfCheck:
     lookup_time: float = 20.0
     name: str = "spf"
     phase: Phase = Phase.ENVELOPE
+    kept: KeptSpf = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Results kept while their DNS answers stay the same: for this configuration's life.
+        self.kept = KeptSpf(self.resolver, self.lookup_time)
 
     def applies(self, tx: Transaction) -> bool:
         return tx.direction is Direction.INBOUND
@@ -39,9 +44,9 @@ class SpfCheck:
         sender = tx.envelope.sender
         helo_result: SpfResult | None = None
         if self.check_helo or not sender:
-            helo_result = check_spf(self.resolver, ip, "", conn.helo, SpfScope.HELO, self.lookup_time)
+            helo_result = self.kept.check(ip, "", conn.helo, SpfScope.HELO)
         if sender:
-            result = check_spf(self.resolver, ip, sender, conn.helo, SpfScope.MAILFROM, self.lookup_time)
+            result = self.kept.check(ip, sender, conn.helo, SpfScope.MAILFROM)
         else:
             assert helo_result is not None
             result = helo_result

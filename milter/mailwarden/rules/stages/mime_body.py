@@ -41,12 +41,13 @@ class BodyChecks:
             # Without body_checks, only the parts of a multipart or message/rfc822 body have
             # anything to check: a single-part body need not be read at all.
             structured = top is not None and content_type(top)[0].startswith(("multipart/", "message/"))
-            lines = body_lines(tx.message.body.chunks()) if "body_checks" in wanted or structured else ()
-            for item in walk(top, lines, opts.body_size_limit, opts.line_length_limit):
-                if item.klass in wanted:
-                    session.check_text(item.klass, item.text, item.what)
-                    if session.stopped:
-                        break
+            if "body_checks" in wanted or structured:
+                lines = body_lines(tx.message.body.chunks())
+                for item in walk(top, lines, opts.body_size_limit, opts.line_length_limit):
+                    if item.klass in wanted:
+                        session.check_text(item.klass, item.text, item.what)
+                        if session.stopped:
+                            break
         verdict = None
         if session.verdict is None:
             verdict, edits = finish(tx, session.pending)
