@@ -60,16 +60,17 @@ DISCARD: int = Milter.DISCARD
 NOREPLY: int = Milter.NOREPLY
 
 # Protocol steps we never want skipped, and the reply-less steps we never want: without their
-# reply the milter could not reject at MAIL FROM or at end of headers. DATA is answered although
-# nothing is decided there: at DATA Postfix's smtpd hands the milter connection to cleanup, and
-# over inet: (Nagle on in Postfix) cleanup's first write waited for our delayed ACK of smtpd's
-# last, reply-less one, about 40 ms per message. The reply carries that ACK at once
-# (bench/findings.md, "inet: sockets and Postfix").
+# reply the milter could not reject at MAIL FROM or at end of headers.
 _UNWANTED: int = (
     Milter.P_RCPT_REJ | Milter.P_NOCONNECT | Milter.P_NOHELO | Milter.P_NOMAIL | Milter.P_NORCPT
-    | Milter.P_NODATA | Milter.P_NR_DATA
     | Milter.P_NOHDRS | Milter.P_NOEOH | Milter.P_NOBODY | Milter.P_NR_EOH
 )
+# Over inet: DATA is answered too, although nothing is decided there: at DATA Postfix's smtpd
+# hands the milter connection to cleanup, and (Nagle on in Postfix) cleanup's first write waited
+# for our delayed ACK of smtpd's last, reply-less one, about 40 ms per message. The reply carries
+# that ACK at once (bench/findings.md, "inet: sockets and Postfix"). Over a unix socket there is
+# no ACK to wait for, and the round trip would only cost (5-10% of throughput in milterload).
+ANSWER_DATA: int = Milter.P_NODATA | Milter.P_NR_DATA
 P_NR_MAIL: int = Milter.P_NR_MAIL
 # The attribute each reply-less step returns, by the flag that makes it reply-less.
 _NR_STEPS: tuple[tuple[str, int], ...] = (
@@ -182,8 +183,10 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
     there is remembered and the message is temp-failed at the next step that does reply.
     """
 
-    def __init__(self, holder: RuntimeHolder, connections: Connections | None = None) -> None:
+    def __init__(self, holder: RuntimeHolder, connections: Connections | None = None,
+                 unwanted: int = _UNWANTED) -> None:
         # pymilter builds this object at the connection's first step and always calls close().
+        self._unwanted = unwanted
         self._connections = connections
         if connections is not None:
             connections.opened()
@@ -211,7 +214,7 @@ class MailwardenMilter(Milter.Base):  # type: ignore[misc]
         """Ask libmilter for every step we use; no reply where none can change the outcome."""
         try:
             self._actions, offered, _, _ = opts
-            unwanted = _UNWANTED
+            unwanted = self._unwanted
             if self._runtime.pipeline.has_phase(Phase.ENVELOPE):
                 unwanted |= P_NR_MAIL
             opts[1] = p = self._protocol = offered & ~unwanted
@@ -501,9 +504,9 @@ CALLBACKS: dict[str, Callable[..., int]] = {
 negotiate_callback: Callable[..., int] = Milter.negotiate_callback
 
 
-def install(holder: RuntimeHolder, connections: Connections | None = None) -> None:
+def install(holder: RuntimeHolder, connections: Connections | None = None, inet: bool = False) -> None:
     """Point libmilter's callbacks at MailwardenMilter; the process code (process/) then opens
-    the socket and runs libmilter through LIBMILTER."""
+    the socket and runs libmilter through LIBMILTER. `inet`: the socket is TCP (DATA answered)."""
     # An exception in pymilter's C code (an argument it cannot decode) reaches us through
     # sys.excepthook; pymilter's own answer must keep the protocol in step (see _connection).
     LIBMILTER.set_exception_policy(LIBMILTER.CONTINUE)
@@ -517,4 +520,5 @@ def install(holder: RuntimeHolder, connections: Connections | None = None) -> No
         negotiate=negotiate_callback,
     )
     # The one piece of global state pymilter needs: how to build a per-connection object.
-    Milter.factory = lambda: MailwardenMilter(holder, connections)
+    unwanted = _UNWANTED | ANSWER_DATA if inet else _UNWANTED
+    Milter.factory = lambda: MailwardenMilter(holder, connections, unwanted)

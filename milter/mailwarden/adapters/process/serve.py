@@ -46,7 +46,7 @@ def serve(holder: RuntimeHolder, socket_spec: str, load: Callable[[], Runtime] |
     sock = sockets.SocketFile(socket_spec, int(config.socket_mode, 8), config.socket_group)
     sock.prepare()
     tally = Tally()
-    install(holder, tally)
+    install(holder, tally, inet=socket_spec.startswith(("inet:", "inet6:")))
     listen_fd = _open(socket_spec, config.timeout)
     sock.created()
     count = worker_count(config.workers)
