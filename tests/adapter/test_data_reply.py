@@ -27,9 +27,10 @@ def inet_milter() -> Iterator[MilterClient]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     spec = f"inet:{port}@127.0.0.1"
-    proc = subprocess.Popen([sys.executable, "-m", "mailwarden", "serve", "--socket", spec, "--zone", "/dev/null",
-                             "--config", "/dev/null", *(["--user", "root"] if os.geteuid() == 0 else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    as_root = ["--user", "root"] if os.geteuid() == 0 else []
+    command = [sys.executable, "-m", "mailwarden", "serve", "--socket", spec, "--zone", "/dev/null",
+               "--config", "/dev/null", *as_root]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:
