@@ -30,7 +30,8 @@ def inet_milter() -> Iterator[MilterClient]:
     as_root = ["--user", "root"] if os.geteuid() == 0 else []
     command = [sys.executable, "-m", "mailwarden", "serve", "--socket", spec, "--zone", "/dev/null",
                "--config", "/dev/null", *as_root]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(command, stdout=quiet, stderr=quiet, stdin=quiet)
     try:
         deadline = time.monotonic() + 30
         while True:
