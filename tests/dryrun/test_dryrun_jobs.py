@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mailwarden.adapters import dryrun_jobs
 from mailwarden.adapters.dryrun_jobs import BATCH, batches, ordered_batches
 
 
@@ -126,13 +127,24 @@ def _dies_on_batch_1(batch: list[int]) -> list[tuple[int, int]]:
     return _where_batch(batch)
 
 
-def test_a_job_that_dies_loses_its_batches_only() -> None:
+def test_a_job_that_dies_loses_its_batches_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+    real_start = dryrun_jobs._Job.__init__
+
+    def counted(self: dryrun_jobs._Job[int], others: list[dryrun_jobs._Job[int]]) -> None:
+        real_start(self, others)
+        started.append(self.process.pid or 0)
+
+    monkeypatch.setattr(dryrun_jobs._Job, "__init__", counted)
     items = list(range(20 * BATCH))
     results = flat(ordered_batches(_dies_on_batch_1, items, 2, _lost))
     assert [item for item, _ in results] == items
     lost = [item for item, pid in results if pid == -1]
     assert BATCH in lost and len(lost) <= 2 * BATCH  # its batch, and the one queued behind it
-    assert len({pid for _, pid in results} - {-1}) == 3  # a new job took its place
+    # A new job took its place. Whether it got any batch depends on when the death was seen: a
+    # job that starts late may die after the other has taken every batch (seen under load).
+    assert len(started) == 3
+    assert {pid for _, pid in results} - {-1} <= set(started)
 
 
 def test_batches_shrink_at_the_end_and_keep_every_item() -> None:
