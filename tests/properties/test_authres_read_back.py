@@ -43,6 +43,10 @@ AUTHSERV = st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z0-9-]{1,8}
 @example("mx.test", None, [], DmarcResult(DmarcStatus.PASS, "@; spf=pass"), "", "")
 @example("mx.test", None, [DkimResult(DkimStatus.FAIL, "x.test", "s", "rsa-sha256", 0, "", '"AAAA'),
                            DkimResult(DkimStatus.PASS, "y.test")], None, "", "")
+# Found by the 100,000-example run: a reason (or d=) with "=" and "@" but no address shape went out
+# bare, and read back as a property of its own.
+@example("0", None, [DkimResult(DkimStatus.PASS, "", "", "rsa-sha256", 2048, "0.0=@")], None, "", "")
+@example("0", None, [DkimResult(DkimStatus.FAIL, "0.0=@", "s", "rsa-sha256", 2048, "")], None, "", "")
 def test_our_header_reads_back_as_written(aid: str, spf: SpfResult | None, dkim: list[DkimResult],
                                           dmarc: DmarcResult | None, sender: str, helo: str) -> None:
     facts = Facts(*(f for f in (spf, DkimResults(tuple(dkim)) if dkim else None, dmarc) if f is not None))

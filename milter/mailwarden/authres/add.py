@@ -108,8 +108,8 @@ def spf_words(spf: SpfResult, sender: str, helo: str) -> list[str]:
 
 def dkim_words(sig: DkimResult) -> list[str]:
     words = [f"dkim={sig.result.value}"]
-    if reason := _printable(sig.reason, keep_space=True):
-        words.append(f"reason={_value(reason)}")
+    if reason := _clean(sig.reason, keep_space=True):
+        words.append(f"reason={reason_value(reason)}")
     for prop, value in (("d", sig.domain), ("a", sig.algorithm), ("s", sig.selector), ("b", sig.b[:8])):
         if value := _printable(value):
             words.append(f"header.{prop}={_value(value)}")
@@ -150,19 +150,36 @@ def _value(text: str) -> str:
     """A value as authres writes it: as is when it has an "@" or is a token, else quoted."""
     if "@" in text or _TOKEN.match(text):
         return text
+    return _quoted(text)
+
+
+def reason_value(text: str) -> str:
+    """reason= takes a token or a quoted string, never the bare address form properties may use
+    (RFC 8601 section 2.2): authres writes any value with an "@" bare, so a reason such as
+    `0.0=@` read back as a property of its own (found by the long run of the read-back property)."""
+    return text if _TOKEN.match(text) else _quoted(text)
+
+
+def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _printable(text: str, keep_space: bool = False) -> str:
+def _clean(text: str, keep_space: bool = False) -> str:
     # Values come from the client or the signer: keep the header printable ASCII, no line breaks.
     if not (text.isascii() and text.isprintable() and (keep_space or " " not in text)):
         low = 0x20 if keep_space else 0x21
         text = "".join(c if low <= ord(c) < 0x7F else "?" for c in text)
-    # authres writes any value with "@" unquoted (for addresses): quote one that needs it, or
-    # a quote or semicolon in it would end or add results for every reader of the header.
-    if "@" in text and not _ADDRESS.fullmatch(text):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
 
 
-_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.@-]+")
+def _printable(text: str, keep_space: bool = False) -> str:
+    text = _clean(text, keep_space)
+    # authres writes any value with "@" unquoted (for addresses): quote one that needs it, or
+    # a quote or semicolon in it would end or add results for every reader of the header.
+    if "@" in text and not _ADDRESS.fullmatch(text):
+        return _quoted(text)
+    return text
+
+
+# RFC 8601's address form of a property value, [local-part] "@" domain-name: one "@", a domain after it.
+_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]*@[A-Za-z0-9][A-Za-z0-9.-]*")
