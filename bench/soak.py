@@ -40,6 +40,8 @@ from tests.reliability.procs import Usage, children, usage  # noqa: E402
 from tests.reliability.serve import LiveDnsMailwarden  # noqa: E402
 from tests.support.milterclient import MilterClient  # noqa: E402
 
+from mailwarden.adapters.process.workers import worker_count  # noqa: E402
+from mailwarden.config.base import MilterSection  # noqa: E402
 from mailwarden.resolver.static import StaticZone  # noqa: E402
 
 DOMAINS = [f"d{i}.soak.test" for i in range(20)]
@@ -126,6 +128,16 @@ def message(i: int, domain: str) -> bytes:
             f"Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n" + "soak body line\r\n" * (i % 40 + 1)).encode()
 
 
+def all_workers(supervisor: int, timeout: float = 10.0) -> list[int]:
+    """The workers once all of them are forked: the service answers as soon as the first one
+    serves, and the list is what "no worker replaced" is judged against."""
+    expected = worker_count(MilterSection().workers)
+    deadline = time.monotonic() + timeout
+    while len(found := sorted(children(supervisor))) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
 def at_rest(workers: list[int]) -> dict[int, Usage]:
     """Each worker's usage once every connection has closed (libmilter notices within a moment)."""
     time.sleep(1.0)
@@ -145,7 +157,7 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
         served.start()
         assert served.proc is not None
         supervisor = served.proc.pid
-        workers = sorted(children(supervisor))
+        workers = all_workers(supervisor)
 
         def client(n: int) -> None:
             rng = random.Random(seed * 1000 + n)
@@ -214,6 +226,9 @@ def soak(messages: int, concurrency: int = 32, every: float = 10.0, seed: int = 
         run()
         result.seconds = time.monotonic() - started
         result.quiet_after = at_rest(workers)
+        # Why a worker went, in the service's own words (a crash, a reload), beside the verdict.
+        result.errors += [line for line in served.log().splitlines()
+                          if "starting another" in line or "reloading" in line]
     finally:
         stop.set()
         served.close()
